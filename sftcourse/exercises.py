@@ -1,0 +1,256 @@
+"""Exercises: generate student notebooks from solutions, and checks that speak in sentences.
+
+Solutions are the single source. They use nbgrader's markers, so ``solutions/``
+can be dropped into an nbgrader course unchanged:
+
+- ``### BEGIN SOLUTION`` / ``### END SOLUTION`` in a code cell: replaced by
+  ``# YOUR CODE HERE`` + ``raise NotImplementedError()`` at the marker's indentation;
+  in a markdown cell by ``YOUR ANSWER HERE``.
+- ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``: removed from the student copy.
+
+Regenerate every exercise notebook with ``python -m sftcourse.exercises`` (add
+``--check`` to only report whether ``exercises/`` is up to date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+MARKDOWN_STUB = "YOUR ANSWER HERE"
+HEADER_TAG = "sftcourse-generated-header"
+
+
+# ---------------------------------------------------------------------------
+# Generating exercises from solutions
+
+
+def _replace_regions(source: str, begin: str, end: str, stub: tuple[str, ...] | None,
+                     where: str) -> tuple[str, int]:
+    """Replace each begin..end region (marker lines included) by ``stub`` lines at the marker's indent."""
+    out: list[str] = []
+    inside = False
+    count = 0
+    indent = ""
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped == begin:
+            if inside:
+                raise ValueError(f"{where}: line {lineno} opens '{begin}' again before '{end}'")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            count += 1
+        elif stripped == end:
+            if not inside:
+                raise ValueError(f"{where}: line {lineno} has '{end}' without a matching '{begin}'")
+            inside = False
+            if stub is not None:
+                out.extend(indent + s for s in stub)
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: '{begin}' is never closed by '{end}'")
+    return "\n".join(out), count
+
+
+def make_exercise(solution: nbformat.NotebookNode, *, source_name: str = "the solution notebook"
+                  ) -> nbformat.NotebookNode:
+    """Return the student version of a solution notebook (the input is not modified)."""
+    nb = copy.deepcopy(solution)
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        if cell.get("metadata", {}).get("tags") and HEADER_TAG in cell.metadata.tags:
+            continue  # a header from an earlier generation never propagates
+        where = f"{source_name}, cell {i}"
+        if cell.cell_type == "code":
+            cell.source, _ = _replace_regions(cell.source, BEGIN_HIDDEN, END_HIDDEN, None, where)
+            cell.source, _ = _replace_regions(cell.source, BEGIN_SOLUTION, END_SOLUTION, CODE_STUB, where)
+            cell.outputs = []
+            cell.execution_count = None
+        elif cell.cell_type == "markdown":
+            cell.source, _ = _replace_regions(cell.source, BEGIN_SOLUTION, END_SOLUTION, (MARKDOWN_STUB,), where)
+        cells.append(cell)
+    header = nbformat.v4.new_markdown_cell(
+        f"> **Generated from `{source_name}` by `python -m sftcourse.exercises` — do not edit.**\n"
+        "> Fill in every `# YOUR CODE HERE`, then run the check cell below it.\n"
+        "> (Instructors: edit the solution notebook and regenerate.)")
+    header.metadata["tags"] = [HEADER_TAG]
+    header.metadata["editable"] = False
+    header.metadata["deletable"] = False
+    nb.cells = [header, *cells]
+    # Cell ids must be stable so that regenerating gives identical files.
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:03d}"
+    return nb
+
+
+def nbgrader_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """Check a solution notebook's nbgrader metadata; return a list of problems (empty if fine)."""
+    problems: list[str] = []
+    ids: set[str] = set()
+    graded = 0
+    for i, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader")
+        has_solution = BEGIN_SOLUTION in cell.source
+        if meta is None:
+            if has_solution:
+                problems.append(f"cell {i} has a solution region but no nbgrader metadata")
+            continue
+        gid = meta.get("grade_id")
+        if not gid:
+            problems.append(f"cell {i} has nbgrader metadata without a grade_id")
+        elif gid in ids:
+            problems.append(f"cell {i} repeats grade_id {gid!r}")
+        else:
+            ids.add(gid)
+        if has_solution and not meta.get("solution"):
+            problems.append(f"cell {i} has a solution region but nbgrader.solution is not true")
+        if meta.get("solution") and not has_solution and cell.cell_type == "code":
+            problems.append(f"cell {i} is an nbgrader solution cell without '{BEGIN_SOLUTION}'")
+        if meta.get("grade"):
+            graded += 1
+            if cell.cell_type == "code" and not meta.get("solution") and not meta.get("locked"):
+                problems.append(f"cell {i} is an autograded test cell but is not locked")
+            points = meta.get("points")
+            if not isinstance(points, (int, float)) or points <= 0:
+                problems.append(f"cell {i} is graded but has no positive points")
+        if meta.get("schema_version") != 3:
+            problems.append(f"cell {i} needs nbgrader schema_version 3")
+    if graded == 0:
+        problems.append("the notebook has no graded cell")
+    return problems
+
+
+def exercise_path(solution_path: Path, root: Path) -> Path:
+    return root / "exercises" / solution_path.name
+
+
+def generate_all(root: Path, *, check: bool = False) -> list[Path]:
+    """Write exercises/NN_*.ipynb for each solutions/NN_*.ipynb; return the files that changed."""
+    changed = []
+    for sol in sorted((root / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(sol, as_version=4)
+        problems = nbgrader_problems(nb)
+        if problems:
+            raise ValueError(f"{sol.name}: " + "; ".join(problems))
+        text = nbformat.writes(make_exercise(nb, source_name=f"solutions/{sol.name}")) + "\n"
+        target = exercise_path(sol, root)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            changed.append(target)
+            if not check:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Generate exercises/ from solutions/.")
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="course root (default: cwd)")
+    parser.add_argument("--check", action="store_true", help="only report stale exercise notebooks")
+    args = parser.parse_args(argv)
+    if not (args.root / "solutions").is_dir():
+        print(f"no solutions/ folder under {args.root}; run from the course root or pass --root", file=sys.stderr)
+        return 2
+    changed = generate_all(args.root, check=args.check)
+    for path in changed:
+        print(("stale: " if args.check else "wrote: ") + str(path.relative_to(args.root)))
+    if args.check and changed:
+        print("run `python -m sftcourse.exercises` to regenerate", file=sys.stderr)
+        return 1
+    if not changed:
+        print("exercises/ is up to date")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Checks a learner reads
+
+_FACTOR_HINTS: dict[float, str] = {
+    -1.0: "it has the wrong sign — check the order of a subtraction (p - y vs y - p) or a dropped minus",
+    2.0: "it is twice the expected value — is a factor of 2 counted twice?",
+    0.5: "it is half the expected value — did you forget the 2 that comes down from a square?",
+}
+
+
+class CheckError(AssertionError):
+    """A failed exercise check; its message says what is wrong and what to try."""
+
+
+def _fail(msg: str) -> None:
+    raise CheckError(msg)
+
+
+def check_array(name: str, actual: object, expected: object, *, rtol: float = 1e-6, atol: float = 1e-9,
+                hints: Mapping[float, str] | None = None) -> None:
+    """Assert ``actual`` matches ``expected`` in shape and value, explaining a mismatch in a sentence.
+
+    ``hints`` maps a scale factor k to advice shown when actual ≈ k * expected
+    (e.g. ``{n: "did you forget to divide by the number of samples?"}``).
+    """
+    if actual is None:
+        _fail(f"{name} is None — did your function forget to `return` it?")
+    try:
+        a = np.asarray(actual.detach().cpu() if hasattr(actual, "detach") else actual, dtype=np.float64)
+    except (TypeError, ValueError):
+        _fail(f"{name} should be numeric, got {type(actual).__name__}")
+    e = np.asarray(expected.detach().cpu() if hasattr(expected, "detach") else expected, dtype=np.float64)
+    if a.shape != e.shape:
+        tip = ""
+        if a.size == e.size:
+            tip = (" — the values may be right but arranged differently; check for a transpose"
+                   if a.ndim == e.ndim else f" — try .reshape({e.shape}) or check for keepdims / an extra axis")
+        _fail(f"{name} has shape {a.shape}, expected {e.shape}{tip}")
+    if not np.all(np.isfinite(a)):
+        _fail(f"{name} contains NaN or inf — look for log(0), a division by zero, or exp overflow")
+    if np.allclose(a, e, rtol=rtol, atol=atol):
+        return
+    denom = float(np.vdot(e, e))
+    if denom > 0:
+        k = float(np.vdot(a, e)) / denom
+        if np.allclose(a, k * e, rtol=1e-6, atol=atol):
+            for factor, advice in {**_FACTOR_HINTS, **(dict(hints) if hints else {})}.items():
+                if np.isclose(k, factor, rtol=1e-6):
+                    _fail(f"{name} is off by a factor of {k:g}: {advice}")
+            _fail(f"{name} is off by a constant factor of {k:.4g}; the shape of the computation is right, "
+                  "look for a missing or extra scale (1/n, 2, a learning rate)")
+    worst = np.unravel_index(np.argmax(np.abs(a - e)), a.shape) if a.ndim else ()
+    _fail(f"{name} is not right yet: at index {tuple(int(i) for i in worst)} you have "
+          f"{a[worst]:.6g}, expected {e[worst]:.6g} (max abs difference {np.max(np.abs(a - e)):.3g})")
+
+
+def check_scalar(name: str, actual: object, expected: float, *, rtol: float = 1e-6, atol: float = 1e-9,
+                 hints: Mapping[float, str] | None = None) -> None:
+    """Like :func:`check_array` for one number; accepts Python floats, 0-d arrays and 1-element tensors."""
+    if actual is None:
+        _fail(f"{name} is None — did your function forget to `return` it?")
+    a = np.asarray(actual.detach().cpu() if hasattr(actual, "detach") else actual, dtype=np.float64)
+    if a.size != 1:
+        _fail(f"{name} should be a single number, got an array of shape {a.shape} — "
+              "did you forget to average (or sum) over the samples?")
+    check_array(name, a.reshape(()), np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol, hints=hints)
+
+
+def check_true(condition: bool, message: str) -> None:
+    """Assert ``condition``; on failure raise with ``message`` (a sentence the learner can act on)."""
+    if not bool(condition):
+        _fail(message)
+
+
+def passed(name: str) -> None:
+    """Print the line a check cell shows when everything holds."""
+    print(f"✓ {name}: all checks passed")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The install path: pyproject, environment.yml, course.py, and .ci/run agree."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+import course
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_lists_what_pyproject_lists():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {r.replace(" ", "") for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = {r.replace(" ", "") for r in pip_section if not r.startswith("-e")}
+    assert listed == wanted, f"only in pyproject: {wanted - listed}; only in environment.yml: {listed - wanted}"
+
+
+def test_torch_is_pinned_in_the_install_path():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "torch==2.13.0" in deps
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "python3 course.py test" in readme and "python3 course.py lab" in readme
+    assert "python3 course.py test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_test_command_runs_units_and_notebooks_in_the_quick_profile(monkeypatch):
+    assert course.PYTEST_ARGS[:1] == ["--nbval-lax"]
+    assert {"tests", "chapters", "solutions"} <= set(course.PYTEST_ARGS)
+    monkeypatch.delenv("SFTCOURSE_PROFILE", raising=False)
+    assert course.test_env()["SFTCOURSE_PROFILE"] == "quick"
+
+
+def test_setup_reinstalls_only_when_pyproject_changes():
+    first = course.install_fingerprint()
+    assert first == course.install_fingerprint() and len(first) == 64
