@@ -136,10 +136,11 @@ def exercise_path(solution_path: Path, root: Path) -> Path:
     return root / "exercises" / solution_path.name
 
 
-def generate_all(root: Path, *, check: bool = False) -> list[Path]:
-    """Write exercises/NN_*.ipynb for each solutions/NN_*.ipynb; return the files that changed."""
+def generate_all(root: Path, *, check: bool = False, only: list[Path] | None = None) -> list[Path]:
+    """Write exercises/NN_*.ipynb for each solutions/NN_*.ipynb (or those in ``only``); return what changed."""
     changed = []
-    for sol in sorted((root / "solutions").glob("*.ipynb")):
+    sources = sorted((root / "solutions").glob("*.ipynb")) if only is None else [Path(p) for p in only]
+    for sol in sources:
         nb = nbformat.read(sol, as_version=4)
         problems = nbgrader_problems(nb)
         if problems:
@@ -158,13 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate exercises/ from solutions/.")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="course root (default: cwd)")
     parser.add_argument("--check", action="store_true", help="only report stale exercise notebooks")
+    parser.add_argument("solutions", nargs="*", type=Path,
+                        help="solution notebooks to convert (default: all of solutions/)")
     args = parser.parse_args(argv)
     if not (args.root / "solutions").is_dir():
         print(f"no solutions/ folder under {args.root}; run from the course root or pass --root", file=sys.stderr)
         return 2
-    changed = generate_all(args.root, check=args.check)
+    missing = [p for p in args.solutions if not p.is_file()]
+    if missing:
+        print(f"not found: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    changed = generate_all(args.root, check=args.check, only=args.solutions or None)
     for path in changed:
-        print(("stale: " if args.check else "wrote: ") + str(path.relative_to(args.root)))
+        print(("stale: " if args.check else "wrote: ") + str(path))
     if args.check and changed:
         print("run `python -m sftcourse.exercises` to regenerate", file=sys.stderr)
         return 1
