@@ -1,0 +1,174 @@
+"""Optimisers and learning-rate schedules written out by hand, equal to torch.optim step by step.
+
+Each optimiser subclasses ``torch.optim.Optimizer`` only for its bookkeeping (param
+groups, ``zero_grad``, ``state_dict``, working with ``LambdaLR`` and
+:func:`sftcourse.train.fit`); the update rule in ``step()`` is ours, one line per formula.
+Conventions follow PyTorch's so a test can compare them with ``torch.optim`` exactly:
+
+- SGD with momentum: ``buf = g`` on the first step, then ``buf = mu * buf + g``; ``p -= lr * buf``
+  (Sutskever et al.'s form folds lr outside the buffer, unlike some textbooks).
+- Adam (Kingma & Ba, 2015): bias-corrected moments ``m / (1 - b1^t)``, ``v / (1 - b2^t)``;
+  ``weight_decay`` is an L2 term added to the gradient.
+- AdamW (Loshchilov & Hutter, 2019): decoupled decay ``p -= lr * wd * p`` before the Adam step.
+
+Schedules are factors that multiply the base lr (what ``LambdaLR`` expects): linear warmup
+from 0 then linear or cosine decay to 0, as in ``transformers.get_*_schedule_with_warmup``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+def _check_lr(lr: float) -> None:
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+
+
+def _check_unit(value: float, name: str) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+class SGD(torch.optim.Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum and L2 weight decay."""
+
+    def __init__(self, params: Params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
+        _check_lr(lr)
+        _check_unit(momentum, "momentum")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> None:  # type: ignore[override]
+        """One update of every parameter that has a gradient."""
+        if closure is not None:
+            raise ValueError("closures are not supported by these teaching optimisers")
+        for group in self.param_groups:
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if wd:
+                    g = g + wd * p  # L2: the gradient of (wd/2) * ||p||^2
+                if mu:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = g.clone()  # first step: the buffer is the gradient
+                    else:
+                        state["momentum_buffer"].mul_(mu).add_(g)
+                    buf = state["momentum_buffer"]
+                    g = g + mu * buf if group["nesterov"] else buf
+                p.add_(g, alpha=-lr)
+
+
+class Adam(torch.optim.Optimizer):
+    """Adam with bias correction; ``decoupled=True`` (used by :class:`AdamW`) decays weights directly."""
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False) -> None:
+        _check_lr(lr)
+        _check_unit(betas[0], "betas[0]")
+        _check_unit(betas[1], "betas[1]")
+        if eps <= 0:
+            raise ValueError(f"eps must be > 0 (it keeps the division finite), got {eps}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      decoupled=decoupled))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> None:  # type: ignore[override]
+        """One update of every parameter that has a gradient."""
+        if closure is not None:
+            raise ValueError("closures are not supported by these teaching optimisers")
+        for group in self.param_groups:
+            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)  # m: running mean of g
+                    state["exp_avg_sq"] = torch.zeros_like(p)  # v: running mean of g^2
+                state["step"] += 1
+                t = state["step"]
+                if wd and group["decoupled"]:
+                    p.mul_(1 - lr * wd)  # AdamW: shrink the weights, outside the adaptive scaling
+                elif wd:
+                    g = g + wd * p  # Adam's L2: the decay is divided by sqrt(v) like any gradient
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                m_hat = m / (1 - b1 ** t)  # bias correction: m and v start at 0
+                v_hat = v / (1 - b2 ** t)
+                p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default 0.01, as torch.optim.AdamW)."""
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled=True)
+
+
+# ---------------------------------------------------------------------------
+# Learning-rate schedules: a factor of the base lr for optimizer step ``step`` (0, 1, 2, ...)
+
+
+def _check_schedule(warmup_steps: int, total_steps: int) -> None:
+    for name, value in (("warmup_steps", warmup_steps), ("total_steps", total_steps)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an int (a number of optimizer steps), got {value!r}")
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}; it is num_epochs * steps per epoch")
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
+
+
+def linear_warmup_linear_decay(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """Factor rising 0 -> 1 over ``warmup_steps``, then falling linearly to 0 at ``total_steps``."""
+    _check_schedule(warmup_steps, total_steps)
+    if step < warmup_steps:
+        return step / warmup_steps
+    remaining = total_steps - step
+    return max(0.0, remaining / max(1, total_steps - warmup_steps))
+
+
+def linear_warmup_cosine_decay(step: int, *, warmup_steps: int, total_steps: int,
+                               num_cycles: float = 0.5) -> float:
+    """Factor rising 0 -> 1 over ``warmup_steps``, then half a cosine down to 0 at ``total_steps``."""
+    _check_schedule(warmup_steps, total_steps)
+    if step < warmup_steps:
+        return step / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)  # 0 -> 1 after warmup
+    return max(0.0, 0.5 * (1.0 + math.cos(2.0 * math.pi * num_cycles * progress)))
+
+
+SCHEDULES: dict[str, Callable[..., float]] = {"linear": linear_warmup_linear_decay,
+                                              "cosine": linear_warmup_cosine_decay}
+
+
+def warmup_schedule(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int,
+                    decay: str = "linear") -> LambdaLR:
+    """A ``LambdaLR`` applying linear warmup then ``decay`` ("linear" or "cosine") to every param group."""
+    if decay not in SCHEDULES:
+        raise ValueError(f"decay must be one of {sorted(SCHEDULES)}, got {decay!r}")
+    _check_schedule(warmup_steps, total_steps)
+    return LambdaLR(optimizer, partial(SCHEDULES[decay], warmup_steps=warmup_steps, total_steps=total_steps))
