@@ -92,11 +92,15 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: objec
         out = (out >= 0.5).astype(int)
     classes = np.unique(np.concatenate([np.unique(y).astype(int), np.unique(out).astype(int)]))
     ax = _axes(ax, (5.0, 4.5))
-    levels = np.arange(classes.min(), classes.max() + 2) - 0.5
-    ax.contourf(g0, g1, out.reshape(g0.shape).astype(float), levels=levels, cmap="coolwarm", alpha=0.3)
+    lo, hi = int(classes.min()), int(classes.max())
+    palette = plt.get_cmap("tab10" if hi - lo < 10 else "tab20")
+    colors = [palette((c - lo) % palette.N) for c in range(lo, hi + 1)]  # region and points share a colour
+    levels = np.arange(lo, hi + 2) - 0.5
+    ax.contourf(g0, g1, out.reshape(g0.shape).astype(float), levels=levels, colors=colors, alpha=0.25)
     for c in np.unique(y):
         mask = y == c
-        ax.scatter(X[mask, 0], X[mask, 1], s=14, edgecolors="k", linewidths=0.3, label=f"class {c}")
+        ax.scatter(X[mask, 0], X[mask, 1], s=14, color=colors[int(c) - lo], edgecolors="k", linewidths=0.3,
+                   label=f"class {c}")
     ax.set_xlim(x0[0], x0[-1])
     ax.set_ylim(x1[0], x1[-1])
     ax.set_xlabel("$x_1$")
