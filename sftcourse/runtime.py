@@ -88,14 +88,14 @@ def cache_dir(subdir: str | None = None) -> Path:
 
 
 def versions() -> str:
-    """A one-line summary of the library versions a notebook depends on."""
+    """A one-line summary of the library versions a notebook depends on (without importing them)."""
     import sys
+    from importlib.metadata import PackageNotFoundError, version
 
     parts = [f"python {sys.version.split()[0]}", f"numpy {np.__version__}", f"torch {torch.__version__}"]
-    try:
-        import transformers
-
-        parts.append(f"transformers {transformers.__version__}")
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        pass
+    for name in ("transformers",):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:  # pragma: no cover - a dependency, but reading metadata must not fail
+            pass
     return ", ".join(parts)

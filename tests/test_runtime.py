@@ -58,3 +58,13 @@ def test_cache_dir_respects_env(tmp_path, monkeypatch):
     monkeypatch.setenv("SFTCOURSE_CACHE", str(tmp_path / "c"))
     path = cache_dir("models")
     assert path == tmp_path / "c" / "models" and path.is_dir()
+
+
+def test_versions_names_the_libraries_without_importing_transformers():
+    import subprocess
+    import sys
+
+    code = ("import sys; from sftcourse.runtime import versions; line = versions(); "
+            "assert 'torch' in line and 'transformers' in line, line; "
+            "assert 'transformers' not in sys.modules, 'versions() imported transformers'")
+    subprocess.run([sys.executable, "-c", code], check=True)
