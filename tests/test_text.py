@@ -291,3 +291,27 @@ def test_mean_pool_averages_real_tokens_only():
     assert torch.allclose(out[0], h[0, :2].mean(0)) and torch.allclose(out[1], h[1].mean(0))
     with pytest.raises(ValueError, match=r"\(B, T, H\)"):
         mean_pool(h, m[:, :2])
+
+
+def test_load_sst2_wraps_glue_splits(monkeypatch):
+    """The happy path on an in-memory stand-in with GLUE's SST-2 schema (the real download needs the Hub)."""
+    import datasets
+
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "positive"]),
+                                  "idx": datasets.Value("int32")})
+
+    def part(n, offset):
+        return datasets.Dataset.from_dict({"sentence": [f"sentence {offset + i} " for i in range(n)],
+                                           "label": [i % 2 for i in range(n)],
+                                           "idx": list(range(n))}, features=features)
+
+    fake = datasets.DatasetDict({"train": part(50, 0), "validation": part(8, 1000), "test": part(4, 2000)})
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or fake)
+    s = text.load_sst2(val_size=10, seed=0, max_train=30)
+    assert calls[0][0] == ("nyu-mll/glue", "sst2")
+    assert s.label_names == ["negative", "positive"]
+    assert (len(s.train), len(s.val), len(s.test)) == (30, 10, 8)
+    assert s.test.texts[0] == "sentence 1000" and s.test.labels == [i % 2 for i in range(8)]
+    assert not set(s.val.texts) & set(s.train.texts)
