@@ -14,7 +14,6 @@ import argparse
 import functools
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from sftcourse.vision import (
+    ImageTask,
     ImageTensorDataset,
     ImageTransform,
     ResNet,
@@ -60,25 +60,12 @@ def load_mnist() -> tuple[Tensor, Tensor]:
     return images, torch.from_numpy(table[:, -1].astype(np.int64))
 
 
-@dataclass
-class DigitsTask:
-    """Digits of ``classes`` relabelled 0..len(classes)-1, with fixed pool / val / test index splits."""
-
-    classes: tuple[int, ...]
-    images: Tensor  # (n, 1, 28, 28) uint8
-    labels: Tensor  # (n,) in [0, len(classes))
-    pool: Tensor    # indices to train on (or to draw k labels per class from)
-    val: Tensor     # indices for choosing hyperparameters
-    test: Tensor    # indices touched only for the final numbers
-
-    def subset(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        """(images[idx], labels[idx])."""
-        return self.images[idx], self.labels[idx]
-
-
 def digits_task(classes: tuple[int, ...] | list[int], *, n_test_per_class: int = 100, n_val_per_class: int = 20,
-                split_seed: int = SPLIT_SEED, data: tuple[Tensor, Tensor] | None = None) -> DigitsTask:
-    """Select the MNIST digits ``classes`` and split each class into test / val / pool (deterministic)."""
+                split_seed: int = SPLIT_SEED, data: tuple[Tensor, Tensor] | None = None) -> ImageTask:
+    """The MNIST digits ``classes``, relabelled 0..len(classes)-1, each class split into test / val / pool.
+
+    Deterministic for a given ``split_seed``; class names are the digits as strings.
+    """
     images, digits = load_mnist() if data is None else data
     classes = tuple(int(c) for c in classes)
     if len(set(classes)) != len(classes) or not all(0 <= c <= 9 for c in classes) or len(classes) < 2:
@@ -100,7 +87,7 @@ def digits_task(classes: tuple[int, ...] | list[int], *, n_test_per_class: int =
         pool.extend(local[n_test_per_class + n_val_per_class:].tolist())
     keep_t = torch.tensor(keep, dtype=torch.long)
     as_t = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
-    return DigitsTask(classes, images[keep_t], as_t(labels), as_t(pool), as_t(val), as_t(test))
+    return ImageTask(images[keep_t], as_t(labels), [str(c) for c in classes], as_t(pool), as_t(val), as_t(test))
 
 
 def accuracy_on(model: nn.Module, images: Tensor, labels: Tensor, transform: ImageTransform, *,
@@ -113,7 +100,7 @@ def accuracy_on(model: nn.Module, images: Tensor, labels: Tensor, transform: Ima
     return float((logits.argmax(1) == y).double().mean())
 
 
-def pretrain(out: str | Path, *, epochs: int = 10, lr: float = 3e-3, batch_size: int = 64, seed: int = 0,
+def pretrain(out: str | Path, *, epochs: int = 10, lr: float = 3e-3, batch_size: int = 32, seed: int = 0,
              max_shift: int = 2, train_limit: int | None = None, device: torch.device | str = "cpu",
              progress: bool = False) -> dict[str, Any]:
     """Train ResNet-8 on digits 0-4 (pool split), save the checkpoint to ``out``, return its info.
@@ -165,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=CHECKPOINT, help=f"checkpoint file (default: {CHECKPOINT})")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-limit", type=int, default=None, help="use only this many images (smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -15,11 +15,13 @@ understand both model families, so a notebook's fine-tuning code is one code pat
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import socket
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -75,23 +77,25 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """A small ResNet: stem -> stage1..stageK (BasicBlocks) -> global average pool -> fc.
 
-    ``widths[i]`` channels and ``depths[i]`` blocks in stage i+1; every stage after the first
-    halves the resolution. Input (n, in_channels, H, W) -> logits (n, num_classes).
+    ``widths[i]`` channels and ``depths[i]`` blocks in stage i+1; the stem's 3x3 convolution has
+    stride ``stem_stride`` and every stage after the first halves the resolution again.
+    Input (n, in_channels, H, W) -> logits (n, num_classes).
     The top-level names (``stem``, ``stage1``, ..., ``fc``) are the prefixes that :func:`freeze`
     and :func:`discriminative_param_groups` work with.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: Sequence[int] = (16, 32, 64),
-                 depths: Sequence[int] = (1, 1, 1)) -> None:
+                 depths: Sequence[int] = (1, 1, 1), stem_stride: int = 1) -> None:
         super().__init__()
         widths, depths = [int(w) for w in widths], [int(d) for d in depths]
         if not widths or len(widths) != len(depths):
             raise ValueError(f"widths and depths must be non-empty and of equal length, got {widths} and {depths}")
-        if min(widths) < 1 or min(depths) < 1 or in_channels < 1 or num_classes < 1:
-            raise ValueError("in_channels, num_classes, every width and every depth must be >= 1")
+        if min(widths) < 1 or min(depths) < 1 or in_channels < 1 or num_classes < 1 or stem_stride < 1:
+            raise ValueError("in_channels, num_classes, stem_stride, every width and every depth must be >= 1")
         self.config = {"in_channels": int(in_channels), "num_classes": int(num_classes),
-                       "widths": widths, "depths": depths}
-        self.stem = nn.Sequential(conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU())
+                       "widths": widths, "depths": depths, "stem_stride": int(stem_stride)}
+        self.stem = nn.Sequential(conv3x3(in_channels, widths[0], stride=stem_stride), nn.BatchNorm2d(widths[0]),
+                                  nn.ReLU())
         self.stage_names: list[str] = []
         in_ch = widths[0]
         for i, (width, depth) in enumerate(zip(widths, depths)):
@@ -132,9 +136,14 @@ class ResNet(nn.Module):
         return self.fc(self.features(x))
 
 
-def resnet8(in_channels: int = 1, num_classes: int = 10, widths: Sequence[int] = (16, 32, 64)) -> ResNet:
-    """ResNet-8: a stem conv, three stages of one BasicBlock (2 convs each), fc; ~78k parameters."""
-    return ResNet(in_channels, num_classes, widths=widths, depths=(1, 1, 1))
+def resnet8(in_channels: int = 1, num_classes: int = 10, widths: Sequence[int] = (16, 32, 64),
+            stem_stride: int = 2) -> ResNet:
+    """ResNet-8: a stem conv, three stages of one BasicBlock (2 convs each), fc; ~78k parameters.
+
+    The stride-2 stem (as in the original ResNet) takes 28x28 digits to 14x14 at once: about
+    3.6x fewer multiply-adds than stride 1, at no cost in accuracy on digits.
+    """
+    return ResNet(in_channels, num_classes, widths=widths, depths=(1, 1, 1), stem_stride=stem_stride)
 
 
 # ---------------------------------------------------------------------------
@@ -215,6 +224,26 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     new = nn.Linear(ref.in_features, num_classes).to(device=ref.weight.device, dtype=ref.weight.dtype)
     head = nn.Sequential(nn.Flatten(), new) if _is_hf_resnet(model) else new
     return set_head(model, head)
+
+
+def fresh_like(model: nn.Module, num_classes: int) -> nn.Module:
+    """The same architecture with random weights and a ``num_classes`` head: the from-scratch baseline.
+
+    Seed first (``set_seed``) for a repeatable initialisation. Works for :class:`ResNet` and
+    Hugging Face models (rebuilt from their config).
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    if isinstance(model, ResNet):
+        return ResNet(**{**model.config, "num_classes": num_classes})
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "num_labels"):
+        raise ValueError(f"cannot rebuild {type(model).__name__} from a config; build the scratch model by hand")
+    config = copy.deepcopy(config)
+    config.num_labels = num_classes
+    config.id2label = {i: f"LABEL_{i}" for i in range(num_classes)}
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    return type(model)(config)
 
 
 # ---------------------------------------------------------------------------
@@ -373,7 +402,8 @@ def load_resnet_checkpoint(path: str | Path, device: torch.device | str = "cpu")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (written by save_resnet_checkpoint)")
     cfg = payload["config"]
-    model = ResNet(cfg["in_channels"], cfg["num_classes"], widths=cfg["widths"], depths=cfg["depths"])
+    model = ResNet(cfg["in_channels"], cfg["num_classes"], widths=cfg["widths"], depths=cfg["depths"],
+                   stem_stride=cfg.get("stem_stride", 1))
     model.load_state_dict(payload["state_dict"])
     info = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
     return model.to(device).eval(), info
@@ -492,14 +522,62 @@ def load_hf_image_dataset(name_or_dir: str | Path, *, cache_root: Path | None = 
 
 def hf_images_to_tensor(split: Any, image_key: str, label_key: str, *, limit: int | None = None,
                         size: int | None = None) -> tuple[Tensor, Tensor]:
-    """Images of a ``datasets`` split as uint8 (n, 3, H, W) and labels (n,); optionally the first ``limit``."""
+    """Images of a ``datasets`` split as uint8 (n, 3, H, W) and labels (n,); optionally the first ``limit``.
+
+    Images of different sizes need ``size`` (each is resized to size x size).
+    """
     for key in (image_key, label_key):
         if key not in split.column_names:
             raise ValueError(f"column {key!r} is not in the dataset; it has {split.column_names}")
     n = len(split) if limit is None else min(limit, len(split))
     rows = split.select(range(n))
     images = [_pil_to_tensor(im.convert("RGB"), size) for im in rows[image_key]]
+    if len({tuple(im.shape) for im in images}) > 1:
+        raise ValueError("the images have different sizes; pass size= to resize them to one size")
     return torch.stack(images), torch.as_tensor(rows[label_key], dtype=torch.long)
+
+
+@dataclass
+class ImageTask:
+    """Images uint8 (n, c, h, w), labels (n,) in [0, C), class names, and fixed pool / val / test indices.
+
+    ``pool``: what training examples are drawn from; ``val``: for choosing hyperparameters;
+    ``test``: touched only for the final numbers.
+    """
+
+    images: Tensor
+    labels: Tensor
+    class_names: list[str]
+    pool: Tensor
+    val: Tensor
+    test: Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """(images[idx], labels[idx])."""
+        return self.images[idx], self.labels[idx]
+
+
+def hf_image_task(data: Any, *, image_key: str = "img", label_key: str = "label", train_split: str = "train",
+                  test_split: str = "test", pool_size: int | None = None, test_size: int | None = None,
+                  n_val_per_class: int = 20, size: int | None = None, seed: int = 0) -> ImageTask:
+    """An :class:`ImageTask` from a ``datasets.DatasetDict``: val drawn per class from the first
+    ``pool_size`` training rows, the rest is the pool, the first ``test_size`` test rows are the test set."""
+    for split in (train_split, test_split):
+        if split not in data:
+            raise ValueError(f"the dataset has no {split!r} split; it has {list(data)}")
+    X_tr, y_tr = hf_images_to_tensor(data[train_split], image_key, label_key, limit=pool_size, size=size)
+    X_te, y_te = hf_images_to_tensor(data[test_split], image_key, label_key, limit=test_size, size=size)
+    feature = data[train_split].features[label_key]
+    num_classes = int(max(y_tr.max(), y_te.max())) + 1
+    names = list(getattr(feature, "names", None) or [str(i) for i in range(num_classes)])
+    val = sample_per_class(y_tr, n_val_per_class, seed)
+    pool = torch.tensor(sorted(set(range(len(y_tr))) - set(val.tolist())), dtype=torch.long)
+    test = torch.arange(len(y_tr), len(y_tr) + len(y_te))
+    return ImageTask(torch.cat([X_tr, X_te]), torch.cat([y_tr, y_te]), names, pool, val, test)
 
 
 # ---------------------------------------------------------------------------
@@ -700,9 +778,10 @@ def sample_per_class(labels: Tensor | np.ndarray, k: int, seed: int,
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "conv3x3", "BasicBlock", "ResNet", "resnet8", "count_parameters",
-    "stage_prefixes", "parameter_table", "get_head", "set_head", "replace_head", "freeze", "freeze_all_but",
+    "stage_prefixes", "parameter_table", "get_head", "set_head", "replace_head", "fresh_like", "freeze", "freeze_all_but",
     "unfreeze", "discriminative_param_groups", "save_resnet_checkpoint", "load_resnet_checkpoint",
-    "resolve_model_dir", "load_pretrained_resnet", "load_hf_image_dataset", "hf_images_to_tensor",
+    "resolve_model_dir", "load_pretrained_resnet", "load_hf_image_dataset", "hf_images_to_tensor", "ImageTask",
+    "hf_image_task",
     "to_float_image", "channel_stats", "normalize", "random_shift", "random_hflip", "resize", "ImageTransform",
     "ImageTensorDataset", "load_image_folder", "stratified_split", "sample_per_class",
 ]

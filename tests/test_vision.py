@@ -22,6 +22,7 @@ from sftcourse.vision import (
     discriminative_param_groups,
     freeze,
     freeze_all_but,
+    fresh_like,
     get_head,
     load_hf_image_dataset,
     load_image_folder,
@@ -112,7 +113,8 @@ def test_resnet8_shapes_layers_and_features():
     x = torch.randn(3, 1, 28, 28)
     assert model(x).shape == (3, 5)
     maps = model.feature_maps(x)
-    assert [tuple(v.shape[1:]) for v in maps.values()] == [(16, 28, 28), (16, 28, 28), (32, 14, 14), (64, 7, 7)]
+    assert [tuple(v.shape[1:]) for v in maps.values()] == [(16, 14, 14), (16, 14, 14), (32, 7, 7), (64, 4, 4)]
+    assert resnet8(1, 5, stem_stride=1).feature_maps(x)["stage3"].shape[1:] == (64, 7, 7)
     model.eval()
     torch.testing.assert_close(model.fc(model.features(x)), model(x))
     with pytest.raises(ValueError, match="unsqueeze"):
@@ -218,6 +220,17 @@ def test_replace_and_reattach_head():
         replace_head(model, 0)
 
 
+def test_fresh_like_rebuilds_the_architecture_with_random_weights():
+    torch.manual_seed(0)
+    model = resnet8(1, 5)
+    fresh = fresh_like(model, 3)
+    assert fresh.config == {**model.config, "num_classes": 3}
+    assert count_parameters(fresh) == count_parameters(model) - 64 * 2 - 2
+    assert not torch.equal(fresh.stem[0].weight, model.stem[0].weight)
+    with pytest.raises(ValueError, match="num_classes"):
+        fresh_like(model, 0)
+
+
 # ---------------------------------------------------------------------------
 # Checkpoints
 
@@ -278,6 +291,9 @@ def test_load_pretrained_resnet_from_a_local_directory(tiny_hf_resnet):
     set_head(model, info["pretrained_head"])
     torch.testing.assert_close(model(x).logits, original(x).logits)
     assert model.config.num_labels == 6
+    scratch = fresh_like(model, 4).eval()
+    assert type(scratch) is type(model) and scratch(x).logits.shape == (2, 4)
+    assert count_parameters(scratch) == count_parameters(model) - 16 * 2 - 2
 
 
 def test_freezing_and_groups_work_on_the_hf_resnet(tiny_hf_resnet):
@@ -310,23 +326,31 @@ def test_hub_probe_respects_hf_hub_offline(monkeypatch):
     assert vision._hub_reachable() is False
 
 
-def test_hf_dataset_from_disk_to_tensors(tmp_path):
+def test_hf_dataset_from_disk_to_tensors_and_a_task(tmp_path):
     datasets = pytest.importorskip("datasets")
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 256, (8, 10, 3), dtype=np.uint8) for _ in range(4)]
-    ds = datasets.Dataset.from_dict({"img": [Image.fromarray(a) for a in arrays], "label": [0, 1, 1, 0]},
-                                    features=datasets.Features({"img": datasets.Image(),
-                                                                "label": datasets.Value("int64")}))
-    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "ds"))
+    arrays = [rng.integers(0, 256, (8, 10, 3), dtype=np.uint8) for _ in range(10)]
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"])})
+    labels = [0, 1, 1, 0, 0, 1, 0, 1, 1, 0]
+    split = lambda lo, hi: datasets.Dataset.from_dict(  # noqa: E731
+        {"img": [Image.fromarray(a) for a in arrays[lo:hi]], "label": labels[lo:hi]}, features=features)
+    datasets.DatasetDict({"train": split(0, 7), "test": split(7, 10)}).save_to_disk(str(tmp_path / "ds"))
     loaded = load_hf_image_dataset(tmp_path / "ds")
-    images, labels = vision.hf_images_to_tensor(loaded["train"], "img", "label", limit=3)
+    images, y = vision.hf_images_to_tensor(loaded["train"], "img", "label", limit=3)
     assert images.shape == (3, 3, 8, 10) and images.dtype == torch.uint8
     np.testing.assert_array_equal(images[1].permute(1, 2, 0).numpy(), arrays[1])
-    assert labels.tolist() == [0, 1, 1]
+    assert y.tolist() == [0, 1, 1]
     with pytest.raises(ValueError, match="column 'image'"):
         vision.hf_images_to_tensor(loaded["train"], "image", "label")
+    task = vision.hf_image_task(loaded, n_val_per_class=1, size=6)
+    assert task.class_names == ["cat", "dog"] and task.images.shape == (10, 3, 6, 6)
+    assert len(task.val) == 2 and len(task.pool) == 5 and task.test.tolist() == [7, 8, 9]
+    assert sorted(task.labels[task.val].tolist()) == [0, 1] and task.labels.tolist() == labels
+    assert set(task.pool.tolist()) | set(task.val.tolist()) == set(range(7))
+    with pytest.raises(ValueError, match="no 'validation' split"):
+        vision.hf_image_task(loaded, test_split="validation")
 
 
 # ---------------------------------------------------------------------------
