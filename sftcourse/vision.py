@@ -246,6 +246,22 @@ def fresh_like(model: nn.Module, num_classes: int) -> nn.Module:
     return type(model)(config)
 
 
+@torch.no_grad()
+def extract_features(model: nn.Module, loader: Iterable[Any], *, device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """Penultimate features (n, d) and labels (n,) of every batch: the model's head is swapped for
+    ``nn.Flatten()`` during the pass (eval mode), then put back."""
+    from sftcourse.train import predict
+
+    old = set_head(model, nn.Flatten())
+    try:
+        features, labels = predict(model, loader, device=device)
+    finally:
+        set_head(model, old)
+    if labels is None:
+        raise ValueError("the loader yields no labels; yield (x, y) batches")
+    return features, labels
+
+
 # ---------------------------------------------------------------------------
 # Freezing
 
@@ -778,7 +794,7 @@ def sample_per_class(labels: Tensor | np.ndarray, k: int, seed: int,
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "conv3x3", "BasicBlock", "ResNet", "resnet8", "count_parameters",
-    "stage_prefixes", "parameter_table", "get_head", "set_head", "replace_head", "fresh_like", "freeze", "freeze_all_but",
+    "stage_prefixes", "parameter_table", "get_head", "set_head", "replace_head", "fresh_like", "extract_features", "freeze", "freeze_all_but",
     "unfreeze", "discriminative_param_groups", "save_resnet_checkpoint", "load_resnet_checkpoint",
     "resolve_model_dir", "load_pretrained_resnet", "load_hf_image_dataset", "hf_images_to_tensor", "ImageTask",
     "hf_image_task",

@@ -220,6 +220,16 @@ def test_replace_and_reattach_head():
         replace_head(model, 0)
 
 
+def test_extract_features_swaps_the_head_and_restores_it():
+    torch.manual_seed(0)
+    model = resnet8(1, 5).eval()
+    x, y = torch.randn(6, 1, 28, 28), torch.arange(6) % 5
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    feats, labels = vision.extract_features(model, loader, device="cpu")
+    torch.testing.assert_close(feats, model.features(x))
+    assert torch.equal(labels, y) and isinstance(model.fc, nn.Linear) and model(x).shape == (6, 5)
+
+
 def test_fresh_like_rebuilds_the_architecture_with_random_weights():
     torch.manual_seed(0)
     model = resnet8(1, 5)
@@ -291,6 +301,9 @@ def test_load_pretrained_resnet_from_a_local_directory(tiny_hf_resnet):
     set_head(model, info["pretrained_head"])
     torch.testing.assert_close(model(x).logits, original(x).logits)
     assert model.config.num_labels == 6
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(2, dtype=torch.long)))
+    feats, _ = vision.extract_features(model, loader, device="cpu")
+    torch.testing.assert_close(feats, model.resnet(x).pooler_output.flatten(1))
     scratch = fresh_like(model, 4).eval()
     assert type(scratch) is type(model) and scratch(x).logits.shape == (2, 4)
     assert count_parameters(scratch) == count_parameters(model) - 16 * 2 - 2
