@@ -94,7 +94,8 @@ def test_env() -> dict[str, str]:
     return env
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; everything after `test` is kept verbatim for pytest."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="create .venv and install everything (idempotent)")
@@ -104,8 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     test = sub.add_parser("test", help="set up if needed, then run the whole test suite")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER,
                       help="extra arguments passed to pytest (after the defaults)")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["test"] and not {"-h", "--help"} & set(argv[1:]):
+        # everything after `test` goes to pytest verbatim (argparse would take `-k` etc. as its own)
+        return argparse.Namespace(command="test", pytest_args=argv[1:])
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     py = setup()
     if args.command == "setup":
         return 0
@@ -116,13 +124,17 @@ def main(argv: list[str] | None = None) -> int:
             return subprocess.call(cmd, cwd=ROOT)
         except KeyboardInterrupt:
             return 0
-    extra = args.pytest_args
+    cmd = pytest_command(py, args.pytest_args)
+    say("$ " + " ".join(cmd))
+    return subprocess.call(cmd, cwd=ROOT, env=test_env())
+
+
+def pytest_command(py: Path, extra: list[str]) -> list[str]:
+    """The pytest command line `test` runs, with ``extra`` arguments appended."""
     # Given explicit paths (e.g. `course.py test tests/test_runtime.py`), run only those.
     paths_given = any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in extra)
     defaults = [a for a in PYTEST_ARGS if a.startswith("-")] if paths_given else PYTEST_ARGS
-    cmd = [str(py), "-m", "pytest", *defaults, *extra]
-    say("$ " + " ".join(cmd))
-    return subprocess.call(cmd, cwd=ROOT, env=test_env())
+    return [str(py), "-m", "pytest", *defaults, *extra]
 
 
 if __name__ == "__main__":

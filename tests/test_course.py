@@ -47,3 +47,20 @@ def test_test_command_runs_units_and_notebooks_in_the_quick_profile(monkeypatch)
 def test_setup_reinstalls_only_when_pyproject_changes():
     first = course.install_fingerprint()
     assert first == course.install_fingerprint() and len(first) == 64
+
+
+def test_everything_after_test_goes_to_pytest():
+    args = course.parse_args(["test", "-p", "no:cacheprovider", "--durations=25", "-k", "gradcheck"])
+    assert args.command == "test" and args.pytest_args == ["-p", "no:cacheprovider", "--durations=25", "-k", "gradcheck"]
+    cmd = course.pytest_command(Path("py"), args.pytest_args)
+    assert cmd[-5:] == args.pytest_args and {"tests", "chapters", "solutions"} <= set(cmd)
+    only = course.pytest_command(Path("py"), ["tests/test_gradcheck.py", "-x"])
+    assert "chapters" not in only and "--nbval-lax" in only and only[-2:] == ["tests/test_gradcheck.py", "-x"]
+    assert course.parse_args(["lab", "--no-browser"]).no_browser is True
+
+
+def test_ci_script_arguments_parse():
+    """.ci/run's own arguments must reach pytest (an argparse slip once failed CI before any test ran)."""
+    line = next(l for l in (ROOT / ".ci" / "run").read_text().splitlines() if "course.py test" in l)
+    argv = line.split("course.py", 1)[1].split()
+    assert course.parse_args(argv).command == "test"
