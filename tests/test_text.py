@@ -315,3 +315,17 @@ def test_load_sst2_wraps_glue_splits(monkeypatch):
     assert (len(s.train), len(s.val), len(s.test)) == (30, 10, 8)
     assert s.test.texts[0] == "sentence 1000" and s.test.labels == [i % 2 for i in range(8)]
     assert not set(s.val.texts) & set(s.train.texts)
+
+
+@pytest.mark.parametrize("loader", [load_model, load_tokenizer])
+def test_an_unreachable_hub_fails_fast_without_hf_hub_offline(loader, monkeypatch):
+    """With no network and HF_HUB_OFFLINE unset, the error comes from the probe, not from retries."""
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    probed = []
+    monkeypatch.setattr(text, "hub_reachable", lambda timeout=3.0: probed.append(1) or False)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="run this once with internet"):
+        loader("sftcourse-no-such-org/no-such-model")
+    assert probed and time.monotonic() - start < 10
