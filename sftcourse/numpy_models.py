@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sftcourse.validation import as_float_array, check_binary_labels, check_labels, check_targets, check_X
+from sftcourse.checks import as_float_array, check_binary_labels, check_labels, check_targets, check_X
 
 Params = dict[str, np.ndarray]
 

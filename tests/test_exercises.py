@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from sftcourse.exercises import (
-    CheckError,
-    check_array,
-    check_scalar,
-    check_true,
-    generate_all,
-    make_exercise,
-    nbgrader_problems,
-)
+from sftcourse.exercises import generate_all, make_exercise, nbgrader_problems
+from sftcourse.grading import CheckError, check_array, check_scalar, check_true
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))

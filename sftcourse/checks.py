@@ -1,4 +1,4 @@
-"""Input checks shared by the library: clear ValueErrors that name the argument and the fix."""
+"""Argument checks shared by the library: clear ValueErrors that name the argument, what it got, and the fix."""
 
 from __future__ import annotations
 
