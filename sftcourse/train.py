@@ -222,6 +222,11 @@ def _check_loop_numbers(grad_accum_steps: object, max_grad_norm: object) -> None
                              "0 would zero every update (1.0 is usual, None turns clipping off)")
 
 
+def _check_flag(value: object, name: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def _check_metrics(metrics: object) -> tuple[str, ...]:
     if isinstance(metrics, str) or not isinstance(metrics, (tuple, list)):
         raise TypeError(f"metrics must be a tuple of names such as ('accuracy',), got {metrics!r}")
@@ -234,6 +239,10 @@ def _check_metrics(metrics: object) -> tuple[str, ...]:
 def _check_loader(loader: Any, name: str) -> None:
     if loader is None:
         raise ValueError(f"{name} is None; pass a DataLoader (or any iterable of batches)")
+    if isinstance(loader, (Tensor, np.ndarray, str, bytes, Mapping)):
+        # iterating a tensor yields its rows, each taken for a whole batch without labels
+        raise TypeError(f"{name} must be a DataLoader or another iterable of batches, got {type(loader).__name__}; "
+                        f"wrap data in DataLoader(TensorDataset(X, y), batch_size=...), or pass [batch]")
     try:
         n = len(loader)
     except TypeError:
@@ -484,6 +493,7 @@ def train_epoch(model: nn.Module, train_loader: Iterable[Any], *, optimizer: tor
     _check_loss_fn(loss_fn)
     _check_scheduler(scheduler)
     _check_loop_numbers(grad_accum_steps, max_grad_norm)
+    _check_flag(progress, "progress")
     _check_loader(train_loader, "train_loader")
     device = _as_device(device)
     amp_dtype = _amp_dtype(amp, device)
@@ -580,6 +590,8 @@ def fit(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable[Any]
     if checkpoint_path is not None and not isinstance(checkpoint_path, (str, os.PathLike)):
         raise TypeError(f"checkpoint_path must be a path (str or pathlib.Path) or None, got "
                         f"{type(checkpoint_path).__name__}")
+    _check_flag(resume, "resume")
+    _check_flag(progress, "progress")
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs checkpoint_path (the file to resume from)")
     metrics = _check_metrics(metrics)

@@ -502,6 +502,13 @@ class _NoStep:
      TypeError, r"logits must be a torch tensor, got list"),
     (lambda: check_logits_labels(torch.zeros(1, 2), [0], nn.CrossEntropyLoss()), TypeError, r"labels must be a torch tensor, got list"),
     (lambda: check_logits_labels(torch.zeros(2, 3), torch.tensor([0, 1]), None), TypeError, r"loss_fn must be callable"),
+    (lambda: _fit(progress="no"), TypeError, r"progress must be True or False, got 'no'"),
+    (lambda: _fit(resume=torch.zeros(2)), TypeError, r"resume must be True or False"),
+    (lambda: _epoch(progress=None), TypeError, r"progress must be True or False, got None"),
+    (lambda: predict(_mlp(), torch.zeros(4, 3), device=CPU), TypeError, r"loader must be a DataLoader or another iterable of batches, got Tensor"),
+    (lambda: _fit(loader=_data(8)[0]), TypeError, r"train_loader must be a DataLoader.*got Tensor.*TensorDataset"),
+    (lambda: _eval(model=_mlp(), loss_fn=nn.CrossEntropyLoss(), metrics=("accuracy",), device="cpu") and
+     evaluate(_mlp(), {"x": torch.zeros(2, 3)}, loss_fn=nn.CrossEntropyLoss(), device=CPU), TypeError, r"loader must be a DataLoader.*got dict"),
     # early stopping
     (lambda: EarlyStopping(min_delta=float("nan")), ValueError, r"min_delta must be a finite number >= 0, got nan"),
     (lambda: EarlyStopping(min_delta=-0.1), ValueError, r"min_delta must be a finite number >= 0"),
