@@ -35,12 +35,6 @@ def check_X(X: object, name: str = "X") -> np.ndarray:
     return arr
 
 
-def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: str = "y") -> None:
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"{x_name} has {X.shape[0]} rows but {y_name} has {y.shape[0]} entries; "
-                         f"they must describe the same samples")
-
-
 def check_targets(y: object, n: int, name: str = "y") -> np.ndarray:
     """Real-valued regression targets of shape (n,)."""
     arr = as_float_array(y, name, ndim=1)

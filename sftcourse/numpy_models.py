@@ -60,13 +60,6 @@ def _check_vector(a: object, name: str, size: int, what: str) -> np.ndarray:
     return arr
 
 
-def _check_matrix(a: object, name: str, shape: tuple[int, int], what: str) -> np.ndarray:
-    arr = as_float_array(a, name, ndim=2)
-    if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} {what}, got {arr.shape}")
-    return arr
-
-
 def _check_scalar(a: object, name: str) -> float:
     if a is None:
         raise TypeError(f"{name} must be a single number (the bias), got None; pass 0.0 to start from zero")

@@ -123,7 +123,8 @@ def test_from_scratch_encoder_reproduces_bert_model(tiny_bert):
 @pytest.mark.slow
 def test_real_minilm_layer_and_stack_are_reproduced():
     """The claim chapter 09 makes, on the real pretrained weights."""
-    from sftcourse.text import load_model, load_tokenizer, minilm_dir
+    from sftcourse.hub import minilm_dir
+    from sftcourse.text import load_model, load_tokenizer
 
     tok = load_tokenizer(minilm_dir())
     bert = load_model(minilm_dir(), head="base").eval()
