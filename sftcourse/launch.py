@@ -176,7 +176,7 @@ def _last_line(paths: Sequence[Path]) -> str:
             lines += [ln for ln in p.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
         except OSError:
             pass
-    return lines[-1] if lines else "(nothing logged)"
+    return lines[-1] if lines else "(nothing logged: still starting, or waiting in a collective)"
 
 
 def _tail(text: str, n: int) -> str:
