@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -18,10 +21,24 @@ CACHE_ENV = "SFTCOURSE_CACHE"
 T = TypeVar("T")
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def as_device(device: object, name: str = "device") -> torch.device:
+    """``device`` ("cpu", "cuda:0", a torch.device) as a torch.device, with a clear error for a bad name."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"{name} must be a device name like 'cpu' or 'cuda' (or a torch.device), "
+                        f"got {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:0' or 'mps' "
+                         "(get_device() picks what this machine has)") from None
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """Return ``prefer`` if given, else the best available device: cuda, then mps, then cpu."""
     if prefer is not None:
-        device = torch.device(prefer)
+        device = as_device(prefer, "prefer")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {prefer!r} was requested but CUDA is not available here; "
                              "use get_device() to pick what this machine has.")
@@ -37,8 +54,10 @@ def get_device(prefer: str | None = None) -> torch.device:
 def set_seed(seed: int) -> int:
     """Seed Python's ``random``, NumPy's global RNG and torch (CPU and CUDA); return the seed."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {type(seed).__name__}")
+        raise ValueError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
     seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0 (torch and NumPy take non-negative seeds), got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -48,7 +67,9 @@ def set_seed(seed: int) -> int:
 def get_profile(env: dict[str, str] | None = None) -> Profile:
     """The course profile: ``SFTCOURSE_PROFILE`` if set, else 'full' with CUDA and 'quick' without."""
     env = os.environ if env is None else env
-    value = env.get(PROFILE_ENV, "").strip().lower()
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of environment variables (like os.environ), got {type(env).__name__}")
+    value = str(env.get(PROFILE_ENV, "")).strip().lower()
     if value:
         if value not in PROFILES:
             raise ValueError(f"{PROFILE_ENV}={value!r} is not a profile; use one of {', '.join(PROFILES)}.")
@@ -56,46 +77,36 @@ def get_profile(env: dict[str, str] | None = None) -> Profile:
     return "full" if torch.cuda.is_available() else "quick"
 
 
+def check_profile(profile: object, name: str = "profile") -> Profile:
+    """``profile`` itself if it is one of :data:`PROFILES` (exactly: "Quick" is an error), else ValueError."""
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ValueError(f"{name} must be one of {', '.join(repr(p) for p in PROFILES)}, got {profile!r}; "
+                         "get_profile() reads it from SFTCOURSE_PROFILE")
+    return profile  # type: ignore[return-value]
+
+
 def pick(profile: Profile, *, quick: T, full: T) -> T:
     """Return the value for ``profile``: a chapter's sizes live side by side in one call."""
-    if profile == "quick":
-        return quick
-    if profile == "full":
-        return full
-    raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return quick if check_profile(profile) == "quick" else full
 
 
 def banner(profile: Profile, device: torch.device | str) -> str:
     """One line a notebook prints: which profile runs, on what, and how to switch."""
-    other = "full" if profile == "quick" else "quick"
+    other = "full" if check_profile(profile) == "quick" else "quick"
     what = ("the GPU-sized run with real pretrained models and datasets" if other == "full"
             else "the small offline run that fits a laptop CPU")
-    return (f"profile {profile} on {torch.device(device).type} — "
+    return (f"profile {profile} on {as_device(device).type} — "
             f"set {PROFILE_ENV}={other} for {what} (then restart the kernel)")
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub answers a TCP connection within ``timeout`` s.
-
-    False at once when ``HF_HUB_OFFLINE`` is set. Loaders ask this before a download so that an
-    offline machine gets a clear error in seconds instead of the libraries' retries.
-    """
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def cache_dir(subdir: str | None = None) -> Path:
-    """The course's one cache root (``SFTCOURSE_CACHE``, else the user cache dir), created on demand."""
+    """The course's one cache root (``SFTCOURSE_CACHE``, else the user cache dir), created on demand.
+
+    ``subdir`` (e.g. "models") is one folder name inside it.
+    """
+    if subdir is not None and (not isinstance(subdir, str) or not subdir or Path(subdir).is_absolute()
+                               or ".." in Path(subdir).parts):
+        raise ValueError(f"subdir must be a folder name inside the cache such as 'models', got {subdir!r}")
     root = os.environ.get(CACHE_ENV)
     if root:
         base = Path(root).expanduser()
@@ -103,15 +114,16 @@ def cache_dir(subdir: str | None = None) -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "sftcourse"
     path = base / subdir if subdir else base
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"the cache folder {path} cannot be created: a file is in the way; set {CACHE_ENV} "
+                         "to a folder") from None
     return path
 
 
 def versions() -> str:
     """A one-line summary of the library versions a notebook depends on (without importing them)."""
-    import sys
-    from importlib.metadata import PackageNotFoundError, version
-
     parts = [f"python {sys.version.split()[0]}", f"numpy {np.__version__}", f"torch {torch.__version__}"]
     for name in ("transformers",):
         try:

@@ -1,53 +1,19 @@
-"""sftcourse.pretrain_digits: digit splits, the pretraining script, and the shipped checkpoint."""
+"""sftcourse.pretrain_digits: the pretraining script, and what it measures on the shipped checkpoint."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from sftcourse.pretrain_digits import (
-    CHECKPOINT,
-    SOURCE_CLASSES,
-    TARGET_CLASSES,
-    accuracy_on,
-    digits_task,
-    load_mnist,
-    load_source_model,
-    main,
-)
-from sftcourse.vision import ImageTransform, ResNet
+from sftcourse.digits import CHECKPOINT, SOURCE_CLASSES, digits_task, load_mnist, load_source_model
+from sftcourse.images import ImageTransform
+from sftcourse.pretrain_digits import accuracy_on, main, pretrain
+from sftcourse.resnet import ResNet, resnet8
 
 
 @pytest.fixture(scope="module")
 def mnist():
     return load_mnist()
-
-
-def test_load_mnist_shapes(mnist):
-    images, labels = mnist
-    assert images.shape == (5000, 1, 28, 28) and images.dtype == torch.uint8
-    assert np.bincount(labels.numpy()).tolist() == [500] * 10
-    assert int(images.max()) == 255 and int(images.min()) == 0
-
-
-def test_digits_task_splits_are_disjoint_deterministic_and_relabelled(mnist):
-    task = digits_task(TARGET_CLASSES, n_test_per_class=200, n_val_per_class=20, data=mnist)
-    assert len(task.test) == 1000 and len(task.val) == 100 and len(task.pool) == 1400
-    parts = [set(t.tolist()) for t in (task.pool, task.val, task.test)]
-    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    assert np.bincount(task.labels[task.test].numpy()).tolist() == [200] * 5
-    # relabelled digits 5..9 -> 0..4, and the images really are those digits
-    images, digits = mnist
-    first_seven = images[(digits == 7).nonzero()[:, 0]]
-    some = task.images[task.labels == 2][:5]
-    assert all(any(torch.equal(s, f) for f in first_seven) for s in some)
-    again = digits_task(TARGET_CLASSES, n_test_per_class=200, n_val_per_class=20, data=mnist)
-    assert torch.equal(task.test, again.test) and torch.equal(task.images, again.images)
-    with pytest.raises(ValueError, match="distinct digits"):
-        digits_task((3, 3), data=mnist)
-    with pytest.raises(ValueError, match="too few"):
-        digits_task((0, 1), n_test_per_class=480, n_val_per_class=30, data=mnist)
 
 
 @pytest.mark.slow
@@ -73,3 +39,46 @@ def test_shipped_checkpoint_is_small_and_scores_on_held_out_source_digits(mnist)
     acc = accuracy_on(model, X, y, ImageTransform(info["mean"], info["std"]))
     assert acc >= 0.98, f"shipped checkpoint scores {acc:.3f} on held-out digits 0-4"
     assert abs(acc - info["source_accuracy"]) < 1e-6  # the recorded number is what it measures
+
+
+# ---------------------------------------------------------------------------
+# Bad input: a clear error naming the argument
+
+
+def _small():
+    torch.manual_seed(0)
+    return resnet8(1, 2).eval(), torch.zeros(4, 1, 28, 28, dtype=torch.uint8), ImageTransform([0.1], [0.3])
+
+
+BAD_INPUTS = [
+    ("labels out of range", lambda tmp: accuracy_on(*_small()[:2], torch.tensor([0, 1, 2, 1]), _small()[2]), ValueError,
+     r"labels must lie in \[0, 1\] for the model's 2 outputs"),
+    ("negative labels", lambda tmp: accuracy_on(*_small()[:2], torch.tensor([0, -1, 0, 1]), _small()[2]), ValueError,
+     "labels must be class ids >= 0"),
+    ("float labels", lambda tmp: accuracy_on(*_small()[:2], torch.tensor([0.0, 1.0, 0.5, 1.0]), _small()[2]),
+     ValueError,
+     "integer class ids"),
+    ("label count", lambda tmp: accuracy_on(*_small()[:2], torch.tensor([0, 1]), _small()[2]), ValueError,
+     r"labels must be \(n,\)"),
+    ("transform None", lambda tmp: accuracy_on(*_small()[:2], torch.tensor([0, 1, 0, 1]), None), TypeError,
+     "transform must be an ImageTransform"),
+    ("batch_size 0", lambda tmp: accuracy_on(*_small()[:2], torch.tensor([0, 1, 0, 1]), _small()[2], batch_size=0),
+     ValueError, "batch_size must be an int >= 1"),
+    ("model not a module", lambda tmp: accuracy_on(None, _small()[1], torch.tensor([0, 1, 0, 1]), _small()[2]),
+     TypeError,
+     "model must be a torch.nn.Module"),
+    ("pretrain epochs 0", lambda tmp: pretrain(tmp / "x.pt", epochs=0), ValueError, "epochs must be an int >= 1"),
+    ("pretrain lr 0", lambda tmp: pretrain(tmp / "x.pt", lr=0.0), ValueError, "lr must be a positive"),
+    ("pretrain lr NaN", lambda tmp: pretrain(tmp / "x.pt", lr=float("nan")), ValueError, "lr must be a positive"),
+    ("pretrain batch_size 0", lambda tmp: pretrain(tmp / "x.pt", batch_size=0), ValueError, "batch_size"),
+    ("pretrain train_limit 0", lambda tmp: pretrain(tmp / "x.pt", train_limit=0), ValueError, "train_limit"),
+    ("pretrain max_shift -1", lambda tmp: pretrain(tmp / "x.pt", max_shift=-1), ValueError, "max_shift"),
+    ("pretrain out is a folder", lambda tmp: pretrain(tmp, epochs=1), ValueError, "is a folder"),
+    ("main bad option", lambda tmp: main(["--epochs", "zero"]), SystemExit, "2"),
+]
+
+
+@pytest.mark.parametrize("case, call, exc, match", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises_a_clear_error(case, call, exc, match, tmp_path):
+    with pytest.raises(exc, match=match):
+        call(tmp_path)
