@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sidebyside.py next to this file
 
-from sidebyside import run_interleaved, summarize  # noqa: E402
+from sidebyside import machine, run_interleaved, summarize, versions  # noqa: E402
 
 LR = 2e-4  # chapter 10's quick-profile rate; both arms (it does not change the speed)
 SEED = 0
@@ -162,26 +161,6 @@ TRAINER_DEFAULTS = dict(kind="trainer", trainer_kwargs={})
 TRAINER_MATCHED = dict(kind="trainer", trainer_kwargs=dict(optim="adamw_torch_fused", weight_decay=0.01,
                                                            warmup_frac=0.1, lr_scheduler_type="linear",
                                                            max_grad_norm=1.0))
-
-
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "cuda": torch.cuda.is_available(), "loadavg_1_5_15": list(os.getloadavg())}
-
-
-def versions() -> dict:
-    from importlib.metadata import version
-
-    return {name: version(name) for name in ("torch", "transformers", "accelerate", "numpy")} | {
-        "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> int:

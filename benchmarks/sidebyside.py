@@ -10,6 +10,8 @@ device, and ``arm.final()`` returns anything to report at the end (peak GPU memo
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import platform
 import resource
 import statistics
 import time
@@ -27,19 +29,41 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "cuda": torch.cuda.is_available(), "loadavg_1_5_15": list(os.getloadavg())}
+
+
+def versions() -> dict:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("torch", "transformers", "accelerate", "numpy")} | {
+        "python": platform.python_version()}
+
+
 def _serve(make_arm: Callable[[dict], Any], spec: dict, conn: Any) -> None:
     try:
         arm = make_arm(spec)
         conn.send({"ready": True, "rss_after_setup_mib": round(rss_mib(), 1)})
         while True:
-            if conn.recv() == "stop":
+            msg = conn.recv()  # "stop", "round" (the arm's default length) or {"steps": n}
+            if msg == "stop":
                 final = dict(arm.final()) if hasattr(arm, "final") else {}
                 final["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
                 conn.send(final)
                 return
+            steps = msg.get("steps") if isinstance(msg, dict) else None
             arm.sync()
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            out = dict(arm.run_round())
+            out = dict(arm.run_round() if steps is None else arm.run_round(steps))
             arm.sync()
             out["wall_s"] = time.perf_counter() - wall0
             out["cpu_s"] = time.process_time() - cpu0  # less sensitive to other jobs than wall time
@@ -50,9 +74,13 @@ def _serve(make_arm: Callable[[dict], Any], spec: dict, conn: Any) -> None:
 
 
 def run_interleaved(make_arm: Callable[[dict], Any], specs: dict[str, dict], *, rounds: int,
-                    warmup_rounds: int = 1, log: Callable[[str], None] = print) -> dict[str, dict]:
+                    warmup_rounds: int = 1, log: Callable[[str], None] = print,
+                    steps_for_round: Callable[[int, dict[str, dict]], int | None] | None = None) -> dict[str, dict]:
     """Start one worker per arm (one after the other), then run ``warmup_rounds + rounds`` rounds,
-    each arm in turn in the order of ``specs``. Returns per arm: setup info, every round, final info."""
+    each arm in turn in the order of ``specs``. Returns per arm: setup info, every round, final info.
+
+    ``steps_for_round(r, results_so_far)`` may set the number of steps of round ``r`` (the same for
+    every arm), e.g. from the warm-up's step time; None keeps the arm's default (one epoch)."""
     ctx = mp.get_context("spawn")  # a fresh interpreter per arm (and the only start method CUDA allows)
     workers: dict[str, tuple[Any, Any]] = {}
     results: dict[str, dict] = {}
@@ -65,8 +93,9 @@ def run_interleaved(make_arm: Callable[[dict], Any], specs: dict[str, dict], *, 
             results[name] = {"spec": spec, "setup": _recv(parent, name), "rounds": []}
             log(f"[{name}] ready, RSS {results[name]['setup']['rss_after_setup_mib']} MiB")
         for r in range(warmup_rounds + rounds):
+            steps = steps_for_round(r, results) if steps_for_round is not None else None
             for name, (_, conn) in workers.items():
-                conn.send("round")
+                conn.send("round" if steps is None else {"steps": steps})
                 out = _recv(conn, name)
                 out["warmup"] = r < warmup_rounds
                 results[name]["rounds"].append(out)
