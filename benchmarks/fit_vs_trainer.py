@@ -6,7 +6,7 @@
 Same model (all-MiniLM-L6-v2 with a new 2-class head, same seed), same data (the course's
 offline sentiment set, tokenised once to at most 64 tokens, padded per batch by the same
 collator), batch 32, one epoch per round. Each arm runs in its own worker process; the arms take
-turns (A, B, A, B ...), the first round is a warm-up and is not counted. Two modes:
+turns (A, B, then B, A, ...), the first round is a warm-up and is not counted. Two modes:
 
 - ``defaults``: fit with what chapter 10 teaches (``sftcourse.optim.make_adamw``: fused AdamW,
   weight decay 0.01 except biases and LayerNorm, 10% linear warmup then linear decay, gradient

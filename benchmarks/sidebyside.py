@@ -1,7 +1,8 @@
-"""Training arms side by side: one worker process per arm, taking turns (A, B, A, B, ...).
+"""Training arms side by side: one worker process per arm, taking turns (A, B, B, A, A, B, ...).
 
 Each arm lives in its own process, so its peak memory is its own; only one arm runs at a time,
-so on a machine shared with other jobs both see the same background load, round by round.
+so on a machine shared with other jobs both see the same background load, round by round (the
+order alternates, A B, B A, A B ..., so a load that drifts during a round pair favours neither).
 A script defines ``make_arm(spec) -> arm`` at module level; ``arm.run_round()`` trains for one
 round and returns at least ``{"samples": int, "loss": float}``, ``arm.sync()`` waits for the
 device, and ``arm.final()`` returns anything to report at the end (peak GPU memory...).
@@ -77,7 +78,7 @@ def run_interleaved(make_arm: Callable[[dict], Any], specs: dict[str, dict], *, 
                     warmup_rounds: int = 1, log: Callable[[str], None] = print,
                     steps_for_round: Callable[[int, dict[str, dict]], int | None] | None = None) -> dict[str, dict]:
     """Start one worker per arm (one after the other), then run ``warmup_rounds + rounds`` rounds,
-    each arm in turn in the order of ``specs``. Returns per arm: setup info, every round, final info.
+    each arm in turn, in the order of ``specs`` in even rounds and reversed in odd ones. Returns per arm: setup info, every round, final info.
 
     ``steps_for_round(r, results_so_far)`` may set the number of steps of round ``r`` (the same for
     every arm), e.g. from the warm-up's step time; None keeps the arm's default (one epoch)."""
@@ -94,7 +95,8 @@ def run_interleaved(make_arm: Callable[[dict], Any], specs: dict[str, dict], *, 
             log(f"[{name}] ready, RSS {results[name]['setup']['rss_after_setup_mib']} MiB")
         for r in range(warmup_rounds + rounds):
             steps = steps_for_round(r, results) if steps_for_round is not None else None
-            for name, (_, conn) in workers.items():
+            order = list(workers.items())
+            for name, (_, conn) in (order if r % 2 == 0 else order[::-1]):  # A, B, then B, A: drift cancels
                 conn.send("round" if steps is None else {"steps": steps})
                 out = _recv(conn, name)
                 out["warmup"] = r < warmup_rounds
