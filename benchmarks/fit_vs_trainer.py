@@ -84,6 +84,11 @@ class _Arm:
     def sync(self) -> None:
         pass  # CPU: every op has finished when it returns
 
+    def final(self) -> dict:
+        import torch
+
+        return {"torch_threads": torch.get_num_threads()}  # nothing (accelerate...) changed it
+
 
 class FitArm(_Arm):
     """``sftcourse.train.fit``, one epoch per round; the optimizer persists, the schedule restarts."""
@@ -145,7 +150,7 @@ class TrainerArm(_Arm):
 
     def final(self) -> dict:
         opt = self.trainer.optimizer
-        return {"trainer_optimizer": type(opt).__name__, "trainer_optimizer_fused": bool(opt.defaults.get("fused")),
+        return super().final() | {"trainer_optimizer": type(opt).__name__, "trainer_optimizer_fused": bool(opt.defaults.get("fused")),
                 "trainer_weight_decay": self.args.weight_decay, "trainer_max_grad_norm": self.args.max_grad_norm,
                 "trainer_warmup_steps": self.args.warmup_steps, "trainer_lr_scheduler": str(self.args.lr_scheduler_type)}
 
@@ -171,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-train", type=int, default=None, help="training examples per round (default: all 600)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per arm (the arms take turns)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads per arm (the arms take turns); 1 on a machine busy with other jobs, "
+                             "where idle OpenMP threads spin-wait for descheduled ones")
     parser.add_argument("--with-plain", action="store_true",
                         help="add fit with torch's default AdamW and no clipping (the recipe before make_adamw)")
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/fit_vs_trainer_cpu_<time>.json)")
