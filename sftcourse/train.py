@@ -478,6 +478,29 @@ def _num_samples(labels: Tensor) -> int:
     return int(labels.shape[0]) if labels.ndim else 1
 
 
+_READ_EVERY_S = 1.0  # train_epoch reads its running loss (a host-device sync) at most this often
+
+
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+
+
+def _loader_labels(batch: Any) -> Any:
+    """The labels of a batch where the loader put them (before :func:`unpack_batch` moves them)."""
+    if isinstance(batch, Mapping):
+        return batch.get("labels")
+    return batch[1]  # unpack_batch has checked that a labelled non-Mapping batch is (x, y)
+
+
+def _mean_loss(total: Tensor, n: int) -> float:
+    """The running mean training loss as a float (waits for the device); raises when it is not finite."""
+    value = float(total) / n
+    if not math.isfinite(value):
+        raise ValueError(f"the training loss became {value}: lower the learning rate, "
+                         "check the inputs for NaN, or clip gradients (max_grad_norm)")
+    return value
+
+
 def train_epoch(model: nn.Module, train_loader: Iterable[Any], *, optimizer: torch.optim.Optimizer,
                 loss_fn: LossFn, device: torch.device | str, scheduler: Any = None, grad_accum_steps: int = 1,
                 max_grad_norm: float | None = None, amp: bool | torch.dtype = False,
@@ -499,7 +522,10 @@ def train_epoch(model: nn.Module, train_loader: Iterable[Any], *, optimizer: tor
     amp_dtype = _amp_dtype(amp, device)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     model.train()
-    total_loss, total_n, lr, norms = 0.0, 0, float("nan"), []
+    # The loss sum and the gradient norms stay on the device: reading one (float()) makes the host
+    # wait for the GPU, so it happens every _READ_EVERY_S seconds and at the end, not every step.
+    total_loss = torch.zeros((), dtype=_sum_dtype(device), device=device)
+    total_n, lr, norms, last_read = 0, float("nan"), [], time.perf_counter()
     try:
         n_batches = len(train_loader)  # type: ignore[arg-type]
     except TypeError:
@@ -512,28 +538,25 @@ def train_epoch(model: nn.Module, train_loader: Iterable[Any], *, optimizer: tor
                 raise ValueError("a training batch has no labels: yield (x, y) or a dict with a 'labels' key")
         group_n = sum(_num_samples(y) for _, y in unpacked)
         optimizer.zero_grad(set_to_none=True)
-        for x, y in unpacked:
+        for (x, y), y_loader in zip(unpacked, (_loader_labels(b) for b in group)):
             with _autocast(amp_dtype):
                 logits = forward_logits(model, x)
-                check_logits_labels(logits, y, loss_fn)
+                # label values are checked on the loader's copy (usually on the host), against the
+                # logits' shape only: no wait for the device
+                check_logits_labels(logits, y_loader, loss_fn)
                 loss = loss_fn(logits, y)
             n = _num_samples(y)
             # weight n / group_n: the sum over the group is the big batch's mean loss
             scaled = loss * (n / group_n)
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise ValueError(f"the training loss became {loss_value}: lower the learning rate, "
-                                 "check the inputs for NaN, or clip gradients (max_grad_norm)")
-            total_loss += loss_value * n
+            total_loss += loss.detach().to(total_loss.dtype) * n
             total_n += n
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}")
         if scaler is not None:
             scaler.unscale_(optimizer)  # clip (and report) the true gradients, not the scaled ones
         if max_grad_norm is not None:
-            norms.append(float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm)))
+            norms.append(torch.nn.utils.clip_grad_norm_(params, max_grad_norm).detach())
         lr = float(optimizer.param_groups[0]["lr"])
         if scaler is not None:
             scaler.step(optimizer)
@@ -542,13 +565,18 @@ def train_epoch(model: nn.Module, train_loader: Iterable[Any], *, optimizer: tor
             optimizer.step()
         if scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step()  # per optimizer step: warmup/decay schedules count steps, not epochs
+        if time.perf_counter() - last_read >= _READ_EVERY_S:
+            running = _mean_loss(total_loss, total_n)  # one wait for the device per interval
+            if bar is not None:
+                bar.set_postfix(loss=f"{running:.4f}")
+            last_read = time.perf_counter()
     if bar is not None:
         bar.close()
     if total_n == 0:
         raise ValueError(_empty_message(train_loader, "train_loader"))
-    out = {"train_loss": total_loss / total_n, "lr": lr}
+    out = {"train_loss": _mean_loss(total_loss, total_n), "lr": lr}
     if norms:
-        out["grad_norm"] = float(np.mean(norms))
+        out["grad_norm"] = float(torch.stack(norms).to("cpu", torch.float64).mean())
     return out
 
 

@@ -269,3 +269,62 @@ def test_schedules_reject_bad_lengths(fn, call, exc, message):
 def test_warmup_schedule_rejects_bad_arguments(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
+
+
+# --- make_adamw: torch's AdamW, fused where the device has a kernel ----------------------------
+
+
+def _make_adamw_cpu(params, **kw):
+    return optim.make_adamw(params, device="cpu", **kw)
+
+
+def test_make_adamw_is_fused_on_cpu_and_keeps_the_groups():
+    model = _model()
+    opt = optim.make_adamw([{"params": model[0].parameters(), "weight_decay": 0.0},
+                            {"params": model[2].parameters()}], lr=0.01, weight_decay=0.1, device="cpu")
+    assert optim.fused_adamw_available("cpu") and opt.defaults["fused"] is True
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.1]
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 2]
+
+
+@pytest.mark.parametrize("kw", [dict(lr=0.01, weight_decay=0.0), dict(lr=0.01, weight_decay=0.1)])
+def test_fused_adamw_matches_the_plain_loop_in_float64(kw):
+    """Same update rule: the fused kernel equals the for-loop implementation to float64 rounding."""
+    _run_side_by_side(_make_adamw_cpu, kw, torch.optim.AdamW, dict(kw, foreach=False))
+
+
+def test_fused_adamw_matches_the_plain_loop_in_float32_and_the_check_can_fail():
+    def run(make):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 5))
+        opt = make(model.parameters())
+        start = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
+        g = torch.Generator().manual_seed(1)
+        for _ in range(STEPS):
+            X, y = torch.randn(16, 32, generator=g), torch.randint(0, 5, (16,), generator=g)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(X), y).backward()
+            opt.step()
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()]) - start  # the total update
+
+    fused = run(lambda p: optim.make_adamw(p, lr=1e-3, weight_decay=0.01, device="cpu"))
+    plain = run(lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.01, foreach=False))
+    other = run(lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.01, eps=1e-6, foreach=False))
+    scale = float(plain.abs().max())
+    assert scale > 1e-3
+    assert float((fused - plain).abs().max()) < 1e-5 * scale
+    assert float((other - plain).abs().max()) > 1e-4 * scale  # a different optimiser is caught
+
+
+def test_make_adamw_rejects_bad_input():
+    model = _model()
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        optim.make_adamw(model.parameters(), lr=0.01, weight_decay=-0.1, device="cpu")
+    with pytest.raises(ValueError, match="lr must be"):
+        optim.make_adamw(model.parameters(), lr=float("nan"), weight_decay=0.0, device="cpu")
+    with pytest.raises(ValueError, match="params is empty"):
+        optim.make_adamw([], lr=0.01, weight_decay=0.0, device="cpu")
+    with pytest.raises(ValueError, match=r"is on meta but device=cpu: call model.to\(device\)"):
+        optim.make_adamw(_model().to("meta").parameters(), lr=0.01, weight_decay=0.0, device="cpu")
+    with pytest.raises(TypeError):
+        optim.make_adamw(model.parameters(), lr=0.01, device="cpu")  # weight_decay has no default

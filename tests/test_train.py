@@ -562,3 +562,70 @@ def test_resuming_from_a_checkpoint_not_written_by_fit_is_named(tmp_path):
     save_checkpoint(path, weights=torch.zeros(2))
     with pytest.raises(ValueError, match=r"is not a checkpoint written by fit \(it lacks \['model', 'optimizer'"):
         _fit(checkpoint_path=path, resume=True)
+
+
+# --- no host-device wait per step ------------------------------------------------------------
+
+
+def test_the_label_check_reads_only_the_shape_of_the_logits():
+    """So train_epoch can check labels on the host while the logits stay on the device (meta: no values)."""
+    logits = torch.empty(4, 3, device="meta")
+    check_logits_labels(logits, torch.tensor([0, 2, -100, 1]), nn.CrossEntropyLoss())
+    with pytest.raises(ValueError, match=r"labels lie in \[0, 3\] but the logits have 3 classes"):
+        check_logits_labels(logits, torch.tensor([0, 3, 1, 1]), nn.CrossEntropyLoss())
+
+
+def _count_float_reads(monkeypatch):
+    """Count conversions of floating-point tensors to Python numbers (each one a sync on a GPU)."""
+    reads = []
+    for name in ("item", "__float__", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, **kwargs):
+            if self.is_floating_point():
+                reads.append(tuple(self.shape))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return reads
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0])
+def test_train_epoch_reads_the_loss_once_not_every_step(monkeypatch, max_grad_norm):
+    import sftcourse.train as train_module
+
+    X, y = _data(80)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monkeypatch.setattr(train_module, "_READ_EVERY_S", float("inf"))
+    reads = _count_float_reads(monkeypatch)
+    out = train_module.train_epoch(model, _loader(X, y, 4), optimizer=opt, loss_fn=nn.CrossEntropyLoss(),
+                                   device=CPU, max_grad_norm=max_grad_norm)
+    assert len(reads) == (1 if max_grad_norm is None else 2), reads  # 20 steps: the mean loss (and mean norm)
+    reads.clear()
+    with torch.no_grad():  # the oracle: the per-batch losses, read one by one (20 reads: the counter counts)
+        per_batch = [float(nn.functional.cross_entropy(_mlp()(X[i:i + 4]), y[i:i + 4])) for i in range(0, 80, 4)]
+    assert len(reads) == 20
+    assert out["train_loss"] < sum(per_batch) / 20  # trained: below the untrained model's losses
+
+
+def test_the_running_loss_is_read_at_intervals(monkeypatch):
+    import sftcourse.train as train_module
+
+    X, y = _data(40)
+    model = _mlp()
+    monkeypatch.setattr(train_module, "_READ_EVERY_S", 0.0)  # read after every step
+    reads = _count_float_reads(monkeypatch)
+    train_module.train_epoch(model, _loader(X, y, 4), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                             loss_fn=nn.CrossEntropyLoss(), device=CPU)
+    assert len(reads) == 10 + 1
+
+
+def test_the_epoch_loss_is_the_sample_weighted_mean_of_the_batch_losses():
+    X, y = _data(22)  # batches of 8, 8 and 6
+    model, ref = _mlp(), _mlp()
+    out = fit(model, _loader(X, y, 8), optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+              loss_fn=nn.CrossEntropyLoss(), device=CPU, num_epochs=1, progress=False)
+    with torch.no_grad():
+        expected = float(nn.functional.cross_entropy(ref(X), y))  # lr 0: the weights never move
+    assert out["train_loss"][0] == pytest.approx(expected, rel=1e-6)
