@@ -101,9 +101,9 @@ def bench_text(name: str, pretrained: bool, batch_size: int, device: torch.devic
     collate = PadCollator(tok.pad_token_id)
     set_seed(0)
     if pretrained:
-        model = load_model(minilm_dir(), num_labels=len(splits.label_names))
+        model = load_model(minilm_dir(), num_classes=len(splits.class_names))
     else:
-        model = BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, num_labels=len(splits.label_names)))
+        model = BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, num_labels=len(splits.class_names)))
     model.to(device)
     loader = DataLoader(train, batch_size=batch_size, shuffle=True, collate_fn=collate, num_workers=2,
                         pin_memory=True, persistent_workers=True)

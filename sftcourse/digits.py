@@ -9,6 +9,7 @@ and 5-9 as the new target task. :func:`load_source_model` loads the ResNet-8 tha
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import Tensor
 from sftcourse.hub import SHIPPED_DATA, shipped_file
 from sftcourse.images import ImageTask
 from sftcourse.resnet import ResNet, load_resnet_checkpoint
+from sftcourse.runtime import as_device
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
@@ -48,16 +50,33 @@ def load_mnist() -> tuple[Tensor, Tensor]:
     return images, torch.from_numpy(table[:, -1].astype(np.int64))
 
 
-def digits_task(classes: tuple[int, ...] | list[int], *, n_test_per_class: int = 100, n_val_per_class: int = 20,
+def digits_task(classes: Sequence[int], *, n_test_per_class: int = 100, n_val_per_class: int = 20,
                 split_seed: int = SPLIT_SEED, data: tuple[Tensor, Tensor] | None = None) -> ImageTask:
     """The MNIST digits ``classes``, relabelled 0..len(classes)-1, each class split into test / val / pool.
 
     Deterministic for a given ``split_seed``; class names are the digits as strings.
     """
-    images, digits = load_mnist() if data is None else data
+    if (isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence)
+            or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in classes)):
+        raise TypeError(f"classes must be a sequence of ints (digits 0..9) such as (5, 6, 7, 8, 9), got {classes!r}")
     classes = tuple(int(c) for c in classes)
     if len(set(classes)) != len(classes) or not all(0 <= c <= 9 for c in classes) or len(classes) < 2:
         raise ValueError(f"classes must be at least two distinct digits in 0..9, got {classes}")
+    for name, value in (("n_test_per_class", n_test_per_class), ("n_val_per_class", n_val_per_class),
+                        ("split_seed", split_seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    if data is None:
+        images, digits = load_mnist()
+    else:
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise ValueError("data must be a pair (images, labels) like load_mnist() returns")
+        images, digits = (torch.as_tensor(d) for d in data)
+        if images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"data's images must be (n, 1, 28, 28) like load_mnist()'s, got {tuple(images.shape)}")
+        if digits.ndim != 1 or len(digits) != len(images):
+            raise ValueError(f"data's images has {len(images)} entries but its labels has {len(digits)} "
+                             f"(shape {tuple(digits.shape)}); they must describe the same samples")
     rng = np.random.default_rng(split_seed)
     keep, labels, pool, val, test = [], [], [], [], []
     for new_label, digit in enumerate(classes):
@@ -81,6 +100,7 @@ def digits_task(classes: tuple[int, ...] | list[int], *, n_test_per_class: int =
 def load_source_model(path: str | Path | None = None,
                       device: torch.device | str = "cpu") -> tuple[ResNet, dict[str, Any]]:
     """The pretrained digits-0-4 ResNet-8 (the shipped checkpoint by default) and its info."""
+    device = as_device(device)
     if path is None:
         path = shipped_file(*CHECKPOINT_PARTS, remedy="re-create it with `python -m sftcourse.pretrain_digits`")
     return load_resnet_checkpoint(path, device=device)

@@ -24,8 +24,25 @@ from sftcourse.resnet import ResNet
 from sftcourse.train import predict
 
 
+def _check_model(model: object, name: str = "model") -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_bool(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_num_classes(num_classes: object) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameter entries (shared parameters counted once)."""
+    _check_model(model)
+    _check_bool(trainable_only, "trainable_only")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -40,6 +57,7 @@ def stage_prefixes(model: nn.Module) -> list[str]:
     ``["resnet.embedder", "resnet.encoder.stages.0", ..., "classifier"]``; any other module:
     its top-level children that hold parameters.
     """
+    _check_model(model)
     if isinstance(model, ResNet):
         return ["stem", *model.stage_names, "fc"]
     if _is_hf_resnet(model):
@@ -54,6 +72,7 @@ def _matches(name: str, prefix: str) -> bool:
 
 def parameter_table(model: nn.Module) -> list[tuple[str, int, int]]:
     """(stage prefix, parameters, trainable parameters) per stage, input to output."""
+    _check_model(model)
     rows = []
     for prefix in stage_prefixes(model):
         params = [p for n, p in model.named_parameters() if _matches(n, prefix)]
@@ -63,6 +82,7 @@ def parameter_table(model: nn.Module) -> list[tuple[str, int, int]]:
 
 def get_head(model: nn.Module) -> nn.Module:
     """The classification head: ``model.fc`` (ResNet) or ``model.classifier`` (Hugging Face)."""
+    _check_model(model)
     if isinstance(model, ResNet) or (hasattr(model, "fc") and not _is_hf_resnet(model)):
         return model.fc  # type: ignore[return-value]
     if hasattr(model, "classifier"):
@@ -72,6 +92,7 @@ def get_head(model: nn.Module) -> nn.Module:
 
 def set_head(model: nn.Module, head: nn.Module) -> nn.Module:
     """Attach ``head`` as the classifier (e.g. an old head, to measure the source task again); return the old one."""
+    _check_model(head, "head")
     old = get_head(model)
     if isinstance(model, ResNet) or (hasattr(model, "fc") and not _is_hf_resnet(model)):
         model.fc = head
@@ -89,8 +110,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     The new layer sits on the device and dtype of the old one and is initialised by torch's
     default (seed first with ``set_seed`` for repeatable runs).
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    _check_num_classes(num_classes)
     linears = [m for m in get_head(model).modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError("the model's head has no nn.Linear layer to read the feature size from")
@@ -106,8 +126,8 @@ def fresh_like(model: nn.Module, num_classes: int) -> nn.Module:
     Seed first (``set_seed``) for a repeatable initialisation. Works for :class:`ResNet` and
     Hugging Face models (rebuilt from their config).
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    _check_model(model)
+    _check_num_classes(num_classes)
     if isinstance(model, ResNet):
         return ResNet(**{**model.config, "num_classes": num_classes})
     config = getattr(model, "config", None)
@@ -124,6 +144,7 @@ def fresh_like(model: nn.Module, num_classes: int) -> nn.Module:
 def extract_features(model: nn.Module, loader: Iterable[Any], *, device: torch.device | str) -> tuple[Tensor, Tensor]:
     """Penultimate features (n, d) and labels (n,) of every batch: the model's head is swapped for
     ``nn.Flatten()`` during the pass (eval mode), then put back."""
+    _check_model(model)
     old = set_head(model, nn.Flatten())
     try:
         features, labels = predict(model, loader, device=device)
@@ -173,8 +194,11 @@ def freeze_batchnorm_stats(module: nn.Module, frozen: bool = True) -> int:
 
 def _check_selection(model: nn.Module, prefixes: Sequence[str], names: Sequence[str]) -> list[str]:
     all_names = [n for n, _ in model.named_parameters()]
-    if isinstance(prefixes, str) or isinstance(names, str):
-        raise ValueError("prefixes and names must be lists of strings, e.g. ['stem', 'stage1']")
+    _check_model(model)
+    if (isinstance(prefixes, str) or isinstance(names, str) or not all(isinstance(p, str) for p in prefixes)
+            or not all(isinstance(n, str) for n in names)):
+        raise ValueError(f"prefixes and names must be lists of strings, e.g. ['stem', 'stage1'], got {prefixes!r} "
+                         f"and {names!r}")
     for prefix in prefixes:
         if not any(_matches(n, prefix) for n in all_names):
             raise ValueError(f"no parameter name starts with {prefix!r}; this model's stages are "
@@ -192,8 +216,10 @@ def freeze(model: nn.Module, prefixes: Sequence[str] = (), *, names: Sequence[st
 
     ``requires_grad=False`` stops gradient updates, but a BatchNorm layer also changes its running
     mean/variance in every training-mode forward; with ``freeze_bn_stats`` the BatchNorm layers
-    under ``prefixes`` stay in eval mode (:func:`freeze_batchnorm_stats`). Returns the number of trainable parameters left.
+    under ``prefixes`` stay in eval mode (:func:`freeze_batchnorm_stats`). Returns the number of trainable
+    parameters left.
     """
+    _check_bool(freeze_bn_stats, "freeze_bn_stats")
     selected = set(_check_selection(model, prefixes, names))
     for n, p in model.named_parameters():
         if n in selected:
@@ -247,13 +273,15 @@ def discriminative_param_groups(model: nn.Module, base_lr: float, decay: float =
       (``p.ndim >= 2``) get ``wd``; biases and normalisation scales and shifts (``p.ndim < 2``) get 0,
       in a second group per stage named ``"<prefix> (no decay)"`` with the same learning rate.
     """
-    if not (isinstance(base_lr, (int, float)) and math.isfinite(base_lr) and base_lr > 0):
+    _check_model(model)
+    if not (isinstance(base_lr, (int, float)) and not isinstance(base_lr, bool) and math.isfinite(base_lr)
+            and base_lr > 0):
         raise ValueError(f"base_lr must be a positive number, got {base_lr!r}")
-    if not (isinstance(decay, (int, float)) and 0 < decay <= 1):
+    if not (isinstance(decay, (int, float)) and not isinstance(decay, bool) and 0 < decay <= 1):
         raise ValueError(f"decay must be in (0, 1] (1 = one learning rate for all), got {decay!r}")
     if weight_decay is not None and (isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float))
                                      or not math.isfinite(weight_decay) or weight_decay < 0):
-        raise ValueError(f"weight_decay must be a number >= 0 or None (use the optimizer's default), "
+        raise ValueError(f"weight_decay must be a finite number >= 0, or None for the optimizer's default; "
                          f"got {weight_decay!r}")
     prefixes = list(stage_prefixes(model) if prefixes is None else prefixes)
     _check_selection(model, prefixes, ())

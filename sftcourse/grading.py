@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -80,3 +82,35 @@ def check_true(condition: bool, message: str) -> None:
 def passed(name: str) -> None:
     """Print the line a check cell shows when everything holds."""
     print(f"✓ {name}: all checks passed")
+
+
+@contextlib.contextmanager
+def forbid(*targets: tuple[object, str], reason: str) -> Iterator[None]:
+    """While active, calling any ``getattr(owner, name)`` raises a CheckError saying ``reason``.
+
+    Check cells run a learner's function inside ``with forbid((module, "fn"), reason=...)``: an
+    answer that delegates to the course's own implementation (or to the library it mirrors) fails
+    instead of passing. Aliases of the same object in the notebook's namespace
+    (``from sftcourse.distributed import shard_indices``) are blocked too. Everything is restored on exit.
+    """
+    originals = [(owner, name, getattr(owner, name)) for owner, name in targets]
+    blocked_ids = {id(fn) for _, _, fn in originals}
+    main = vars(sys.modules["__main__"])
+    aliases = [(key, value) for key, value in list(main.items()) if id(value) in blocked_ids]
+
+    def blocker(label: str) -> Callable[..., None]:
+        def blocked(*args: object, **kwargs: object) -> None:
+            raise CheckError(f"your answer calls {label}: {reason}")
+        return blocked
+
+    try:
+        for owner, name, fn in originals:
+            setattr(owner, name, blocker(f"{getattr(owner, '__name__', owner)}.{name}"))
+        for key, value in aliases:
+            main[key] = blocker(key)
+        yield
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+        for key, value in aliases:
+            main[key] = value

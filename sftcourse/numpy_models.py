@@ -200,7 +200,7 @@ def sigmoid(z: object) -> np.ndarray:
 
 
 def log_sigmoid(z: object) -> np.ndarray:
-    """``log(sigmoid(z)) = -log(1 + exp(-z))`` computed stably with logaddexp (any shape)."""
+    """``log(sigmoid(z)) = -log(1 + exp(-z)) = -softplus(-z)``, stable and accurate for any z (any shape)."""
     return -_softplus(-_check_numeric(z, "z"))
 
 

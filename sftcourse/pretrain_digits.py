@@ -9,6 +9,7 @@ The checkpoint it writes ships in ``sftcourse/data/vision`` and is loaded with
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,16 +22,34 @@ from torch.utils.data import DataLoader
 
 from sftcourse.digits import CHECKPOINT, SOURCE_CLASSES, SPLIT_SEED, digits_task
 from sftcourse.images import ImageTensorDataset, ImageTransform, channel_stats
-from sftcourse.resnet import resnet8, save_resnet_checkpoint
-from sftcourse.runtime import get_device, set_seed
+from sftcourse.resnet import ResNet, resnet8, save_resnet_checkpoint
+from sftcourse.runtime import as_device, get_device, set_seed
 from sftcourse.train import fit, predict
 
 
 def accuracy_on(model: nn.Module, images: Tensor, labels: Tensor, transform: ImageTransform, *,
                 device: torch.device | str = "cpu", batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` (eval mode) on uint8 ``images`` passed through ``transform``."""
-    loader = DataLoader(ImageTensorDataset(images, labels, transform.eval()), batch_size=batch_size)
-    logits, y = predict(model, loader, device=device)
+    """Top-1 accuracy of ``model`` (eval mode) on uint8 ``images`` passed through ``transform``.
+
+    Labels outside the model's outputs are an error (they could never be predicted).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(transform, ImageTransform):
+        raise TypeError("transform must be an ImageTransform (its eval() copy is used), got "
+                        f"{type(transform).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    dataset = ImageTensorDataset(images, labels, transform.eval())  # checks shapes and integer labels
+    num_outputs = model.config["num_classes"] if isinstance(model, ResNet) else None
+    top = int(dataset.labels.max())
+    if num_outputs is not None and top >= num_outputs:
+        raise ValueError(f"labels must lie in [0, {num_outputs - 1}] for the model's {num_outputs} outputs, "
+                         f"found {top}")
+    logits, y = predict(model, DataLoader(dataset, batch_size=batch_size), device=device)
+    if top >= logits.shape[1]:
+        raise ValueError(f"labels must lie in [0, {logits.shape[1] - 1}] for the model's {logits.shape[1]} outputs, "
+                         f"found {top}")
     return float((logits.argmax(1) == y).double().mean())
 
 
@@ -43,9 +62,17 @@ def pretrain(out: str | Path, *, epochs: int = 10, lr: float = 3e-3, batch_size:
     pixels, inputs normalised with the mean/std of the training images (saved with the
     weights). ``train_limit`` uses only that many training images (for a quick test run).
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    device = torch.device(device)
+    checked = (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("seed", seed, 0), ("max_shift", max_shift, 0),
+               ("train_limit", 1 if train_limit is None else train_limit, 1))
+    for name, value, low in checked:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"out {out} is a folder; pass a checkpoint file name such as {out / 'resnet8.pt'}")
+    device = as_device(device)
     set_seed(seed)
     task = digits_task(SOURCE_CLASSES, n_test_per_class=100, n_val_per_class=0)
     train_idx = task.pool if train_limit is None else task.pool[torch.randperm(len(task.pool))[:train_limit]]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import zipfile
@@ -18,13 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sftcourse.hub import resolve_pretrained
 from sftcourse.images import IMAGENET_MEAN, IMAGENET_STD
-from sftcourse.runtime import Profile
+from sftcourse.runtime import Profile, as_device
 
 CHECKPOINT_FORMAT = "sftcourse.resnet/1"
 
@@ -33,8 +35,22 @@ CHECKPOINT_FORMAT = "sftcourse.resnet/1"
 # Building blocks (He et al. 2016, "Deep Residual Learning for Image Recognition")
 
 
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def _int_list(values: object, name: str) -> list[int]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a sequence of ints such as (16, 32, 64), got {values!r}")
+    return [_positive_int(v, f"every entry of {name}") for v in values]
+
+
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution with padding 1 and no bias (a BatchNorm follows and has its own shift)."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("stride", stride)):
+        _positive_int(value, name)
     return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
@@ -47,6 +63,8 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
+        in_channels = _positive_int(in_channels, "in_channels")
+        out_channels = _positive_int(out_channels, "out_channels")
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
@@ -77,11 +95,11 @@ class ResNet(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: Sequence[int] = (16, 32, 64),
                  depths: Sequence[int] = (1, 1, 1), stem_stride: int = 1) -> None:
         super().__init__()
-        widths, depths = [int(w) for w in widths], [int(d) for d in depths]
+        widths, depths = _int_list(widths, "widths"), _int_list(depths, "depths")
         if not widths or len(widths) != len(depths):
             raise ValueError(f"widths and depths must be non-empty and of equal length, got {widths} and {depths}")
-        if min(widths) < 1 or min(depths) < 1 or in_channels < 1 or num_classes < 1 or stem_stride < 1:
-            raise ValueError("in_channels, num_classes, stem_stride, every width and every depth must be >= 1")
+        in_channels, num_classes = _positive_int(in_channels, "in_channels"), _positive_int(num_classes, "num_classes")
+        stem_stride = _positive_int(stem_stride, "stem_stride")
         self.config = {"in_channels": int(in_channels), "num_classes": int(num_classes),
                        "widths": widths, "depths": depths, "stem_stride": int(stem_stride)}
         self.stem = nn.Sequential(conv3x3(in_channels, widths[0], stride=stem_stride), nn.BatchNorm2d(widths[0]),
@@ -103,8 +121,21 @@ class ResNet(nn.Module):
         """Weighted layers on the main path: stem conv + 2 per block + fc (ResNet-8 has 8)."""
         return 1 + 2 * sum(self.config["depths"]) + 1
 
+    def _check_input(self, x: object) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor of images (n, c, H, W), got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.config["in_channels"]:
+            raise ValueError(f"ResNet expects images (n, {self.config['in_channels']}, H, W), got shape "
+                             f"{tuple(x.shape)}" + ("; add a channel axis with x.unsqueeze(1)" if x.ndim == 3 else ""))
+        if not x.is_floating_point():
+            raise ValueError(f"ResNet expects floating-point images, got {x.dtype}; convert and normalise them "
+                             "with sftcourse.images.ImageTransform (or to_float_image)")
+        if x.shape[0] == 0:
+            raise ValueError("x is an empty batch (n = 0); pass at least one image")
+
     def feature_maps(self, x: Tensor) -> dict[str, Tensor]:
         """The activation after the stem and after each stage: name -> (n, c, h, w)."""
+        self._check_input(x)
         maps = {"stem": self.stem(x)}
         h = maps["stem"]
         for name in self.stage_names:
@@ -114,15 +145,13 @@ class ResNet(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Pooled features (n, widths[-1]): everything but the head."""
+        self._check_input(x)
         h = self.stem(x)
         for name in self.stage_names:
             h = getattr(self, name)(h)
         return torch.flatten(self.pool(h), 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.config["in_channels"]:
-            raise ValueError(f"ResNet expects images (n, {self.config['in_channels']}, H, W), got shape "
-                             f"{tuple(x.shape)}" + ("; add a channel axis with x.unsqueeze(1)" if x.ndim == 3 else ""))
         return self.fc(self.features(x))
 
 
@@ -148,9 +177,20 @@ def save_resnet_checkpoint(path: str | Path, model: ResNet, *, mean: Sequence[fl
                          "Hugging Face models save with model.save_pretrained(directory)")
     if len(mean) != model.config["in_channels"] or len(std) != model.config["in_channels"]:
         raise ValueError(f"mean and std need one value per input channel ({model.config['in_channels']})")
+    if not all(math.isfinite(float(v)) for v in [*mean, *std]):
+        raise ValueError(f"mean and std must be finite numbers, got {list(mean)} and {list(std)}")
+    if min(float(v) for v in std) <= 0:
+        raise ValueError(f"std must be positive (it divides the input), got {list(std)}")
     if len(classes) != model.config["num_classes"]:
         raise ValueError(f"classes has {len(classes)} names but the head has {model.config['num_classes']} outputs")
+    plain = (str, int, float, bool, type(None), list, tuple, dict)
+    bad = [k for k, v in info.items() if not isinstance(v, plain)]
+    if bad:
+        raise ValueError(f"info values must be plain (str, numbers, lists, dicts) so that the checkpoint loads with "
+                         f"weights_only=True; {bad} are not")
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path {path} is a folder; pass a file name such as {path / 'model.pt'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone()
              for k, v in model.state_dict().items()}
@@ -175,7 +215,7 @@ def load_resnet_checkpoint(path: str | Path, device: torch.device | str = "cpu")
     if not path.is_file():
         raise ValueError(f"checkpoint {path} " + ("is a folder, not a file" if path.is_dir() else "does not exist")
                          + "; create one with `python -m sftcourse.pretrain_digits --out <file>`")
-    device = torch.device(device)
+    device = as_device(device)
     not_ours = (f"{path} is not an sftcourse checkpoint (format {CHECKPOINT_FORMAT}, written by "
                 "save_resnet_checkpoint)")
     try:

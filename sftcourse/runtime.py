@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -18,10 +21,24 @@ CACHE_ENV = "SFTCOURSE_CACHE"
 T = TypeVar("T")
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def as_device(device: object, name: str = "device") -> torch.device:
+    """``device`` ("cpu", "cuda:0", a torch.device) as a torch.device, with a clear error for a bad name."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"{name} must be a device name like 'cpu' or 'cuda' (or a torch.device), "
+                        f"got {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:0' or 'mps' "
+                         "(get_device() picks what this machine has)") from None
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """Return ``prefer`` if given, else the best available device: cuda, then mps, then cpu."""
     if prefer is not None:
-        device = torch.device(prefer)
+        device = as_device(prefer, "prefer")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {prefer!r} was requested but CUDA is not available here; "
                              "use get_device() to pick what this machine has.")
@@ -37,8 +54,10 @@ def get_device(prefer: str | None = None) -> torch.device:
 def set_seed(seed: int) -> int:
     """Seed Python's ``random``, NumPy's global RNG and torch (CPU and CUDA); return the seed."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {type(seed).__name__}")
+        raise ValueError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
     seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0 (torch and NumPy take non-negative seeds), got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -48,7 +67,9 @@ def set_seed(seed: int) -> int:
 def get_profile(env: dict[str, str] | None = None) -> Profile:
     """The course profile: ``SFTCOURSE_PROFILE`` if set, else 'full' with CUDA and 'quick' without."""
     env = os.environ if env is None else env
-    value = env.get(PROFILE_ENV, "").strip().lower()
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of environment variables (like os.environ), got {type(env).__name__}")
+    value = str(env.get(PROFILE_ENV, "")).strip().lower()
     if value:
         if value not in PROFILES:
             raise ValueError(f"{PROFILE_ENV}={value!r} is not a profile; use one of {', '.join(PROFILES)}.")
@@ -74,12 +95,18 @@ def banner(profile: Profile, device: torch.device | str) -> str:
     other = "full" if check_profile(profile) == "quick" else "quick"
     what = ("the GPU-sized run with real pretrained models and datasets" if other == "full"
             else "the small offline run that fits a laptop CPU")
-    return (f"profile {profile} on {torch.device(device).type} — "
+    return (f"profile {profile} on {as_device(device).type} — "
             f"set {PROFILE_ENV}={other} for {what} (then restart the kernel)")
 
 
 def cache_dir(subdir: str | None = None) -> Path:
-    """The course's one cache root (``SFTCOURSE_CACHE``, else the user cache dir), created on demand."""
+    """The course's one cache root (``SFTCOURSE_CACHE``, else the user cache dir), created on demand.
+
+    ``subdir`` (e.g. "models") is one folder name inside it.
+    """
+    if subdir is not None and (not isinstance(subdir, str) or not subdir or Path(subdir).is_absolute()
+                               or ".." in Path(subdir).parts):
+        raise ValueError(f"subdir must be a folder name inside the cache such as 'models', got {subdir!r}")
     root = os.environ.get(CACHE_ENV)
     if root:
         base = Path(root).expanduser()
@@ -87,15 +114,16 @@ def cache_dir(subdir: str | None = None) -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "sftcourse"
     path = base / subdir if subdir else base
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"the cache folder {path} cannot be created: a file is in the way; set {CACHE_ENV} "
+                         "to a folder") from None
     return path
 
 
 def versions() -> str:
     """A one-line summary of the library versions a notebook depends on (without importing them)."""
-    import sys
-    from importlib.metadata import PackageNotFoundError, version
-
     parts = [f"python {sys.version.split()[0]}", f"numpy {np.__version__}", f"torch {torch.__version__}"]
     for name in ("transformers",):
         try:

@@ -26,7 +26,7 @@ import random
 import re
 from pathlib import Path
 
-LABEL_NAMES: tuple[str, str] = ("negative", "positive")
+CLASS_NAMES: tuple[str, str] = ("negative", "positive")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SIZES: dict[str, int] = {"train": 600, "val": 200, "test": 400}
 SPLIT_SEEDS: dict[str, int] = {"train": 1009, "val": 2003, "test": 3001}
@@ -101,13 +101,18 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
 
 
+def _check_split(split: object) -> str:
+    if not isinstance(split, str) or split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return split
+
+
 def sentiment_words(split: str) -> set[str]:
     """Every word of ``split``'s sentiment vocabulary (adjectives and verbs, both labels)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    _check_split(split)
     words: set[str] = set()
     for table in (ADJECTIVES, VERBS):
-        for label in LABEL_NAMES:
+        for label in CLASS_NAMES:
             for w in table[split][label]:
                 words |= _words(w)
     return words
@@ -130,15 +135,16 @@ def _fill(frame: str, rng: random.Random, split: str, label: str) -> str:
 
 def generate_split(split: str, n: int | None = None, seed: int | None = None) -> list[tuple[str, str]]:
     """``n`` unique (text, label name) pairs of ``split``, half of each label, in a seeded order."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    _check_split(split)
     n = SPLIT_SIZES[split] if n is None else n
-    if n < 2 or n % 2:
-        raise ValueError(f"n must be an even number >= 2 (half of each label), got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2 or n % 2:
+        raise ValueError(f"n must be an even number >= 2 (half of each label), got {n!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be an int or None, got {seed!r}")
     rng = random.Random(SPLIT_SEEDS[split] if seed is None else seed)
     rows: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for label in LABEL_NAMES:
+    for label in CLASS_NAMES:
         count, misses = 0, 0
         while count < n // 2:
             text = _fill(rng.choice(FRAMES), rng, split, label)
@@ -165,6 +171,8 @@ def generate_splits() -> dict[str, list[tuple[str, str]]]:
 
 def to_csv(rows: list[tuple[str, str]]) -> str:
     """The CSV text (header ``text,label``, ``\\n`` line ends) of (text, label) rows."""
+    if isinstance(rows, str) or not all(isinstance(r, (tuple, list)) and len(r) == 2 for r in rows):
+        raise ValueError("rows must be a list of (text, label) pairs, as generate_split returns")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["text", "label"])
@@ -174,13 +182,14 @@ def to_csv(rows: list[tuple[str, str]]) -> str:
 
 def split_path(split: str, root: Path | None = None) -> Path:
     """Where ``split``'s CSV lives (``sftcourse/data/text/sentiment_{split}.csv`` by default)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    _check_split(split)
     return (DATA_DIR if root is None else Path(root)) / f"sentiment_{split}.csv"
 
 
 def write_splits(root: Path | None = None) -> list[Path]:
     """Write the three CSV files under ``root`` (default: the package's data folder); return their paths."""
+    if root is not None and Path(root).is_file():
+        raise ValueError(f"root {root} is a file; pass a folder (it is created if missing)")
     paths = []
     for split, rows in generate_splits().items():
         path = split_path(split, root)

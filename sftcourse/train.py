@@ -202,8 +202,8 @@ def _check_loss_fn(loss_fn: object) -> None:
 
 def _check_optimizer(optimizer: object) -> None:
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-                        + ("; build one: optimizer=torch.optim.AdamW(model.parameters(), lr=1e-3)"))
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}; "
+                        "build one: optimizer=torch.optim.AdamW(model.parameters(), lr=1e-3)")
 
 
 def _check_scheduler(scheduler: object) -> None:
@@ -216,7 +216,7 @@ def _check_loop_numbers(grad_accum_steps: object, max_grad_norm: object) -> None
     check_positive_int(grad_accum_steps, "grad_accum_steps", hint="1 means one optimizer step per batch")
     if max_grad_norm is not None:
         # inf is allowed: it clips nothing but still reports the norm
-        if isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float)) \
+        if isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float, np.integer, np.floating)) \
                 or math.isnan(max_grad_norm) or max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be a number > 0 or None, got {max_grad_norm!r}; "
                              "0 would zero every update (1.0 is usual, None turns clipping off)")

@@ -139,3 +139,22 @@ def test_every_graded_check_fails_on_the_unsolved_stub(solution):
     passing = [c.metadata["nbgrader"]["grade_id"] for c in graded
                if not any(o.get("output_type") == "error" for o in c.outputs)]
     assert not passing, f"these checks pass on the unsolved stub, so they test nothing: {passing}"
+
+
+def test_forbid_blocks_the_library_function_and_its_aliases_then_restores_them():
+    import __main__
+    import sftcourse.distributed as dist_mod
+    from sftcourse.grading import forbid
+
+    original = dist_mod.shard_indices
+    __main__.my_alias = original  # as if the learner wrote `from sftcourse.distributed import shard_indices`
+    try:
+        with forbid((dist_mod, "shard_indices"), reason="write the split yourself"):
+            with pytest.raises(CheckError, match="shard_indices: write the split yourself"):
+                dist_mod.shard_indices(4, 2, 0)
+            with pytest.raises(CheckError, match="my_alias"):
+                __main__.my_alias(4, 2, 0)
+        assert dist_mod.shard_indices is original and __main__.my_alias is original
+        assert dist_mod.shard_indices(4, 2, 0) == [0, 2]
+    finally:
+        del __main__.my_alias

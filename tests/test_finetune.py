@@ -13,8 +13,10 @@ from sftcourse.finetune import (
     extract_features,
     freeze,
     freeze_all_but,
+    freeze_batchnorm_stats,
     fresh_like,
     get_head,
+    parameter_table,
     replace_head,
     set_head,
     stage_prefixes,
@@ -191,3 +193,103 @@ def test_freezing_and_groups_work_on_the_hf_resnet(tiny_hf_resnet):
     groups = discriminative_param_groups(model, 1e-3, 0.5)
     assert [g["name"] for g in groups] == stage_prefixes(model)
     assert sum(p.numel() for g in groups for p in g["params"]) == count_parameters(model)
+
+
+# ---------------------------------------------------------------------------
+# freeze_batchnorm_stats on its own: the hook a chapter can show
+
+
+def test_freeze_batchnorm_stats_keeps_running_statistics_through_model_train():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4))
+    assert freeze_batchnorm_stats(net) == 2
+    before = [m.running_mean.clone() for m in net if isinstance(m, nn.BatchNorm2d)]
+    net.train()
+    x = torch.randn(8, 1, 8, 8) * 3 + 1
+    out = net(x)
+    bns = [m for m in net if isinstance(m, nn.BatchNorm2d)]
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(bns, before))
+    torch.testing.assert_close(out, net.eval()(x))  # frozen layers normalise with the stored statistics
+    freeze_batchnorm_stats(net, frozen=False)
+    net.train()
+    net(x)
+    assert not torch.equal(net[1].running_mean, before[0])
+    assert freeze_batchnorm_stats(nn.Linear(2, 2)) == 0
+
+
+# ---------------------------------------------------------------------------
+# Bad input: a clear error naming the argument
+
+
+class _with_fc(nn.Module):  # noqa: N801 - a tiny stand-in model whose head has no Linear layer
+    def __init__(self, fc):
+        super().__init__()
+        self.fc = fc
+
+
+def _loader(x, y=None):
+    data = torch.utils.data.TensorDataset(x) if y is None else torch.utils.data.TensorDataset(x, y)
+    return torch.utils.data.DataLoader(data, batch_size=2)
+
+
+BAD_INPUTS = [
+    ("count_parameters not a module", lambda: count_parameters([1, 2]), TypeError, "model must be a torch.nn.Module"),
+    ("count_parameters trainable_only str", lambda: count_parameters(resnet8(1, 2), trainable_only="yes"), TypeError,
+     "trainable_only must be True or False"),
+    ("stage_prefixes not a module", lambda: stage_prefixes(None), TypeError, "model must be a torch.nn.Module"),
+    ("parameter_table not a module", lambda: parameter_table("resnet"), TypeError, "model must be a torch.nn.Module"),
+    ("get_head without a head", lambda: get_head(nn.Sequential(nn.Linear(2, 2))),
+     ValueError, "neither .fc nor .classifier"),
+    ("get_head not a module", lambda: get_head(3), TypeError, "model must be a torch.nn.Module"),
+    ("set_head not a module", lambda: set_head(resnet8(1, 2), "linear"), TypeError, "head must be a torch.nn.Module"),
+    ("replace_head 0 classes", lambda: replace_head(resnet8(1, 2), 0), ValueError, "num_classes must be an int >= 1"),
+    ("replace_head float classes", lambda: replace_head(resnet8(1, 2), 2.0), ValueError, "num_classes"),
+    ("replace_head bool classes", lambda: replace_head(resnet8(1, 2), True), ValueError, "num_classes"),
+    ("replace_head head without Linear", lambda: replace_head(_with_fc(nn.Identity()), 3), ValueError, "no nn.Linear"),
+    ("fresh_like 0 classes", lambda: fresh_like(resnet8(1, 2), 0), ValueError, "num_classes"),
+    ("fresh_like no config", lambda: fresh_like(nn.Linear(2, 2), 2), ValueError, "cannot rebuild"),
+    ("extract_features no labels",
+     lambda: extract_features(resnet8(1, 2), _loader(torch.randn(2, 1, 8, 8)), device="cpu"),
+     ValueError, "must be \\(x, y\\)"),
+    ("extract_features bare tensors", lambda: extract_features(
+        resnet8(1, 2), torch.utils.data.DataLoader(torch.randn(2, 1, 8, 8), batch_size=2), device="cpu"),
+     ValueError, "yields no labels"),
+    ("extract_features not a module", lambda: extract_features(None, [], device="cpu"), TypeError,
+     "model must be a torch.nn.Module"),
+    ("freeze_batchnorm_stats not a module", lambda: freeze_batchnorm_stats("bn"),
+     TypeError, "module must be a torch.nn.Module"),
+    ("freeze_batchnorm_stats frozen str", lambda: freeze_batchnorm_stats(resnet8(1, 2), frozen="no"), TypeError,
+     "frozen must be True or False"),
+    ("freeze prefixes a str", lambda: freeze(resnet8(1, 2), "stem"), ValueError, "lists of strings"),
+    ("freeze unknown prefix", lambda: freeze(resnet8(1, 2), ["layer1"]), ValueError, "stages are"),
+    ("freeze unknown name", lambda: freeze(resnet8(1, 2), names=["fc.weights"]), ValueError, "no parameter named"),
+    ("freeze None prefix", lambda: freeze(resnet8(1, 2), [None]), ValueError, "lists of strings"),
+    ("freeze freeze_bn_stats str", lambda: freeze(resnet8(1, 2), ["stem"], freeze_bn_stats="yes"), TypeError,
+     "freeze_bn_stats must be True or False"),
+    ("freeze_all_but a str", lambda: freeze_all_but(resnet8(1, 2), "fc"), ValueError, "lists of strings"),
+    ("freeze_all_but unknown", lambda: freeze_all_but(resnet8(1, 2), ["head"]), ValueError, "stages are"),
+    ("unfreeze unknown", lambda: unfreeze(resnet8(1, 2), ["head"]), ValueError, "stages are"),
+    ("unfreeze a str", lambda: unfreeze(resnet8(1, 2), "fc"), ValueError, "lists of strings"),
+    ("groups base_lr 0", lambda: discriminative_param_groups(resnet8(1, 2), 0.0),
+     ValueError, "base_lr must be a positive"),
+    ("groups base_lr NaN", lambda: discriminative_param_groups(resnet8(1, 2), float("nan")), ValueError, "base_lr"),
+    ("groups base_lr str", lambda: discriminative_param_groups(resnet8(1, 2), "1e-3"), ValueError, "base_lr"),
+    ("groups decay 0", lambda: discriminative_param_groups(resnet8(1, 2), 1e-3, 0.0), ValueError, "decay must be in"),
+    ("groups decay > 1", lambda: discriminative_param_groups(resnet8(1, 2), 1e-3, 1.5), ValueError, "decay"),
+    ("groups decay NaN", lambda: discriminative_param_groups(resnet8(1, 2), 1e-3, float("nan")), ValueError, "decay"),
+    ("groups weight_decay negative", lambda: discriminative_param_groups(resnet8(1, 2), 1e-3, weight_decay=-0.1),
+     ValueError, "weight_decay must be a finite number >= 0"),
+    ("groups weight_decay NaN", lambda: discriminative_param_groups(resnet8(1, 2), 1e-3, weight_decay=float("nan")),
+     ValueError, "weight_decay"),
+    ("groups unknown prefix", lambda: discriminative_param_groups(resnet8(1, 2), 1e-3, prefixes=["head"]), ValueError,
+     "stages are"),
+    ("groups prefixes miss params", lambda: discriminative_param_groups(resnet8(1, 2), 1e-3, prefixes=["fc"]),
+     ValueError,
+     "none of the prefixes"),
+]
+
+
+@pytest.mark.parametrize("case, call, exc, match", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises_a_clear_error(case, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

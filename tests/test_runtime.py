@@ -4,7 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from sftcourse.runtime import banner, cache_dir, get_device, get_profile, pick, set_seed
+from sftcourse.runtime import (
+    PROFILES,
+    as_device,
+    banner,
+    cache_dir,
+    check_profile,
+    get_device,
+    get_profile,
+    pick,
+    set_seed,
+    versions,
+)
 
 
 def test_set_seed_makes_all_three_rngs_repeat():
@@ -68,3 +79,55 @@ def test_versions_names_the_libraries_without_importing_transformers():
             "assert 'torch' in line and 'transformers' in line, line; "
             "assert 'transformers' not in sys.modules, 'versions() imported transformers'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_check_profile_and_versions():
+    assert [check_profile(p) for p in PROFILES] == list(PROFILES)
+    line = versions()
+    assert line.startswith("python ") and "torch" in line
+
+
+# ---------------------------------------------------------------------------
+# Bad input: a clear error naming the argument
+
+
+BAD_INPUTS = [
+    ("as_device None", lambda tmp: as_device(None), TypeError, "device must be a device name"),
+    ("as_device unknown", lambda tmp: as_device("tpu0"), ValueError, "device 'tpu0' is not a torch device"),
+    ("device name unknown", lambda tmp: get_device("gpu"), ValueError, "device 'gpu' is not a torch device"),
+    ("device int", lambda tmp: get_device(3), TypeError, "prefer must be a device name"),
+    ("seed str", lambda tmp: set_seed("7"), ValueError, "seed must be an int"),
+    ("seed float", lambda tmp: set_seed(1.5), ValueError, "seed must be an int"),
+    ("seed None", lambda tmp: set_seed(None), ValueError, "seed must be an int"),
+    ("seed bool", lambda tmp: set_seed(True), ValueError, "seed must be an int"),
+    ("seed negative", lambda tmp: set_seed(-1), ValueError, "seed must be >= 0"),
+    ("profile env unknown", lambda tmp: get_profile({"SFTCOURSE_PROFILE": "medium"}),
+     ValueError, "use one of quick, full"),
+    ("profile env not a mapping", lambda tmp: get_profile(["quick"]), TypeError, "env must be a mapping"),
+    ("check_profile capitalised", lambda tmp: check_profile("Quick"),
+     ValueError, "profile must be one of 'quick', 'full'"),
+    ("check_profile None", lambda tmp: check_profile(None), ValueError, "profile must be one of"),
+    ("pick capitalised", lambda tmp: pick("Quick", quick=1, full=2),
+     ValueError, "profile must be one of 'quick', 'full'"),
+    ("pick unknown", lambda tmp: pick("huge", quick=1, full=2), ValueError, "got 'huge'"),
+    ("banner capitalised", lambda tmp: banner("Full", "cpu"), ValueError, "profile must be one of"),
+    ("banner bad device", lambda tmp: banner("quick", "gpu"), ValueError, "device 'gpu' is not a torch device"),
+    ("cache subdir empty", lambda tmp: cache_dir(""), ValueError, "subdir must be a folder name"),
+    ("cache subdir escapes", lambda tmp: cache_dir("../elsewhere"), ValueError, "subdir must be a folder name"),
+    ("cache subdir absolute", lambda tmp: cache_dir("/tmp/x"), ValueError, "subdir must be a folder name"),
+    ("cache subdir int", lambda tmp: cache_dir(3), ValueError, "subdir must be a folder name"),
+]
+
+
+@pytest.mark.parametrize("case, call, exc, match", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises_a_clear_error(case, call, exc, match, tmp_path, monkeypatch):
+    monkeypatch.setenv("SFTCOURSE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(exc, match=match):
+        call(tmp_path)
+
+
+def test_cache_root_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("SFTCOURSE_CACHE", str(tmp_path / "afile"))
+    with pytest.raises(ValueError, match="SFTCOURSE_CACHE"):
+        cache_dir("models")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sftcourse import sentiment
-from sftcourse.sentiment import LABEL_NAMES, SPLIT_SIZES, generate_split, generate_splits, sentiment_words
+from sftcourse.sentiment import CLASS_NAMES, SPLIT_SIZES, generate_split, generate_splits, sentiment_words
+from sftcourse.text import load_offline_sentiment
 
 
 def _words(rows):
@@ -33,7 +34,7 @@ def test_generation_is_deterministic_balanced_and_unique(splits):
         assert len(rows) == SPLIT_SIZES[split]
         labels = [label for _, label in rows]
         assert labels.count("positive") == labels.count("negative") == len(rows) // 2
-        assert set(labels) == set(LABEL_NAMES)
+        assert set(labels) == set(CLASS_NAMES)
     texts = [t for rows in splits.values() for t, _ in rows]
     assert len(texts) == len(set(texts))
 
@@ -85,8 +86,35 @@ def test_bad_arguments_raise():
 def test_write_splits_round_trips(tmp_path, splits):
     paths = sentiment.write_splits(tmp_path)
     assert [p.name for p in paths] == [f"sentiment_{s}.csv" for s in sentiment.SPLITS]
-    from sftcourse.text import load_offline_sentiment
 
     data = load_offline_sentiment(tmp_path)
-    assert data.label_names == list(LABEL_NAMES)
-    assert list(zip(data.test.texts, [LABEL_NAMES[y] for y in data.test.labels])) == splits["test"]
+    assert data.class_names == list(CLASS_NAMES)
+    assert list(zip(data.test.texts, [CLASS_NAMES[y] for y in data.test.labels])) == splits["test"]
+
+
+def _a_file(tmp):
+    (tmp / "afile").write_text("x")
+    return tmp / "afile"
+
+
+BAD_INPUTS = [
+    ("sentiment_words unknown split", lambda tmp: sentiment_words("dev"), ValueError, "split must be one of"),
+    ("sentiment_words None", lambda tmp: sentiment_words(None), ValueError, "split must be one of"),
+    ("generate_split unknown split", lambda tmp: generate_split("dev"), ValueError, "split must be one of"),
+    ("generate_split odd n", lambda tmp: generate_split("train", n=3), ValueError, "even number"),
+    ("generate_split n 0", lambda tmp: generate_split("train", n=0), ValueError, "even number"),
+    ("generate_split n float", lambda tmp: generate_split("train", n=4.0), ValueError, "n must be an even"),
+    ("generate_split n str", lambda tmp: generate_split("train", n="4"), ValueError, "n must be an even"),
+    ("generate_split seed str", lambda tmp: generate_split("train", n=4, seed="1"), ValueError, "seed must be an int"),
+    ("to_csv not pairs", lambda tmp: sentiment.to_csv([("only text",)]), ValueError, r"\(text, label\) pairs"),
+    ("to_csv a string", lambda tmp: sentiment.to_csv("text,label"), ValueError, r"\(text, label\) pairs"),
+    ("split_path unknown split", lambda tmp: sentiment.split_path("dev"), ValueError, "split must be one of"),
+    ("write_splits root is a file", lambda tmp: sentiment.write_splits(_a_file(tmp)), ValueError, "is a file"),
+    ("main unknown option", lambda tmp: sentiment.main(["--nope"]), SystemExit, "2"),
+]
+
+
+@pytest.mark.parametrize("case, call, exc, match", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises_a_clear_error(case, call, exc, match, tmp_path):
+    with pytest.raises(exc, match=match):
+        call(tmp_path)

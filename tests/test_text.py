@@ -54,7 +54,7 @@ def test_load_model_heads_from_a_local_folder(model_dir):
     from transformers import BertModel
 
     saved = BertModel.from_pretrained(model_dir)
-    clf = load_model(model_dir, num_labels=3, label_names=["a", "b", "c"])
+    clf = load_model(model_dir, num_classes=3, class_names=["a", "b", "c"])
     assert type(clf).__name__ == "BertForSequenceClassification"
     assert clf.config.num_labels == 3 and clf.config.id2label[2] == "c"
     assert torch.equal(clf.bert.embeddings.word_embeddings.weight, saved.embeddings.word_embeddings.weight)
@@ -62,7 +62,7 @@ def test_load_model_heads_from_a_local_folder(model_dir):
     assert type(load_model(model_dir, head="masked-lm")).__name__ == "BertForMaskedLM"
     # from scratch: the same architecture, different (random) weights
     torch.manual_seed(1)
-    scratch = load_model(model_dir, num_labels=3, pretrained=False)
+    scratch = load_model(model_dir, num_classes=3, pretrained=False)
     assert type(scratch).__name__ == "BertForSequenceClassification"
     assert scratch.config.num_labels == 3
     assert sum(p.numel() for p in scratch.parameters()) == sum(p.numel() for p in clf.parameters())
@@ -76,10 +76,10 @@ def test_load_model_errors(model_dir, tmp_path):
         load_model(tmp_path)
     with pytest.raises(ValueError, match="head must be"):
         load_model(model_dir, head="lm")
-    with pytest.raises(ValueError, match="num_labels"):
-        load_model(model_dir, num_labels=0)
-    with pytest.raises(ValueError, match="label_names has 1"):
-        load_model(model_dir, num_labels=2, label_names=["x"])
+    with pytest.raises(ValueError, match="num_classes"):
+        load_model(model_dir, num_classes=0)
+    with pytest.raises(ValueError, match="class_names has 1"):
+        load_model(model_dir, num_classes=2, class_names=["x"])
     (tmp_path / "config.json").write_text((model_dir / "config.json").read_text())
     with pytest.raises(ValueError, match="no tokenizer files"):
         load_tokenizer(tmp_path)
@@ -107,11 +107,11 @@ def test_text_dataset_validates():
         TextDataset(["a", "  "], [0, 1], ["n", "p"])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         TextDataset(["a", "b"], [0, 2], ["n", "p"])
-    with pytest.raises(ValueError, match="two distinct"):
+    with pytest.raises(ValueError, match="duplicates"):
         TextDataset(["a"], [0], ["n", "n"])
 
 
-def test_load_csv_and_jsonl_with_label_names(tmp_path):
+def test_load_csv_and_jsonl_with_class_names(tmp_path):
     csv_path = tmp_path / "reviews.csv"
     csv_path.write_text('review,stars\n"Great, really",pos\nAwful,neg\nFine,pos\n', encoding="utf-8")
     ds, mapping = load_text_file(csv_path, text_column="review", label_column="stars")
@@ -120,7 +120,7 @@ def test_load_csv_and_jsonl_with_label_names(tmp_path):
     jl = tmp_path / "tickets.jsonl"
     jl.write_text("\n".join(json.dumps(r) for r in [{"text": "refund please", "label": "billing"},
                                                      {"text": "app crashes", "label": "bug"}, {}][:2]) + "\n\n")
-    ds, mapping = load_text_file(jl, label_names=["bug", "billing", "other"])
+    ds, mapping = load_text_file(jl, class_names=["bug", "billing", "other"])
     assert mapping == {"bug": 0, "billing": 1, "other": 2} and ds.labels == [1, 0] and ds.num_classes == 3
 
 
@@ -131,7 +131,7 @@ def test_load_csv_and_jsonl_with_label_names(tmp_path):
     ("text,y\nhi,pos\nho,neg\n", {}, r"no column 'label' \(label_column\)"),
     ("text,label\nhi,pos\n ,neg\n", {}, "example 2 has an empty 'text'"),
     ("text,label\nhi,pos\nho,\n", {}, "example 2 has an empty 'label'"),
-    ("text,label\nhi,pos\nho,meh\n", {"label_names": ["neg", "pos"]}, r"label\(s\) \['meh'\]"),
+    ("text,label\nhi,pos\nho,meh\n", {"class_names": ["neg", "pos"]}, r"label\(s\) \['meh'\]"),
     ("text,label\nhi,pos\nho,pos\n", {}, "at least two classes"),
 ])
 def test_load_text_file_errors_say_what_to_fix(tmp_path, content, kwargs, message):
@@ -156,15 +156,15 @@ def test_load_text_splits_share_the_training_mapping(tmp_path):
     for name, rows in [("tr", "a,x\nb,y\n"), ("va", "c,y\n"), ("te", "d,x\n")]:
         (tmp_path / f"{name}.csv").write_text("text,label\n" + rows)
     s = load_text_splits(tmp_path / "tr.csv", tmp_path / "va.csv", tmp_path / "te.csv")
-    assert s.label_names == ["x", "y"] and s.val.labels == [1] and s.test.labels == [0]
+    assert s.class_names == ["x", "y"] and s.val.labels == [1] and s.test.labels == [0]
     (tmp_path / "va.csv").write_text("text,label\nc,z\n")
-    with pytest.raises(ValueError, match="not in label_names"):
+    with pytest.raises(ValueError, match="not in class_names"):
         load_text_splits(tmp_path / "tr.csv", tmp_path / "va.csv", tmp_path / "te.csv")
 
 
 def test_offline_sentiment_set():
     s = load_offline_sentiment()
-    assert s.label_names == ["negative", "positive"]
+    assert s.class_names == ["negative", "positive"]
     assert (len(s.train), len(s.val), len(s.test)) == (600, 200, 400)
     assert sum(s.train.labels) == 300 and sum(s.test.labels) == 200
 
@@ -227,13 +227,11 @@ def test_pad_collate_by_hand_and_errors():
         pad_collate([{"input_ids": [5]}, {"input_ids": [8], "labels": 1}])
     with pytest.raises(ValueError, match="no input_ids"):
         pad_collate([{"input_ids": []}])
-    with pytest.raises(ValueError, match="max_length"):
-        BatchTokenizer(None, max_length=1)
 
 
 def test_batches_run_through_a_model_with_fit_convention(model_dir, tokenizer):
     """A padded batch is exactly what model(**batch) takes; padding does not change real tokens' logits."""
-    model = load_model(model_dir, num_labels=2).eval()
+    model = load_model(model_dir, num_classes=2).eval()
     batch = BatchTokenizer(tokenizer)([(TEXTS[0], 1), (TEXTS[1], 0)])
     labels = batch.pop("labels")
     with torch.no_grad():
@@ -296,7 +294,7 @@ def test_load_sst2_wraps_glue_splits(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or fake)
     s = text.load_sst2(val_size=10, seed=0, max_train=30, cache_root=tmp_path)
     assert calls[0][0] == ("nyu-mll/glue", "sst2")
-    assert s.label_names == ["negative", "positive"]
+    assert s.class_names == ["negative", "positive"]
     assert (len(s.train), len(s.val), len(s.test)) == (30, 10, 8)
     assert s.test.texts[0] == "sentence 1000" and s.test.labels == [i % 2 for i in range(8)]
     assert not set(s.val.texts) & set(s.train.texts)
@@ -304,3 +302,176 @@ def test_load_sst2_wraps_glue_splits(monkeypatch, tmp_path):
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
     again = text.load_sst2(val_size=10, seed=0, max_train=30, cache_root=tmp_path)
     assert len(calls) == 1 and again.test.texts == s.test.texts
+
+
+# --- bad input: a clear error naming the argument ---------------------------------------------
+
+
+class _Tok:
+    """Stands in for a tokenizer only where the input is rejected before the tokenizer is used."""
+
+    pad_token_id = 0
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the bad input should have been rejected before tokenising")
+
+
+def _csv(tmp, content, name="data.csv"):
+    path = tmp / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+BAD_INPUTS = [
+    ("default_model_name 'Quick'", lambda tmp, md: text.default_model_name("Quick"), ValueError,
+     "profile must be one of 'quick', 'full'"),
+    ("load_sentiment 'Quick'", lambda tmp, md: text.load_sentiment("Quick"), ValueError,
+     "profile must be one of 'quick', 'full'"),
+    ("load_sentiment None", lambda tmp, md: text.load_sentiment(None), ValueError, "profile must be one of"),
+    ("load_tokenizer None", lambda tmp, md: load_tokenizer(None), TypeError, "name_or_dir must be a Hub name"),
+    ("load_tokenizer missing folder", lambda tmp, md: load_tokenizer(tmp / "nope"), ValueError, "does not exist"),
+    ("load_model None", lambda tmp, md: load_model(None), TypeError, "name_or_dir"),
+    ("load_model head", lambda tmp, md: load_model(md, head="lm"), ValueError, "head must be one of"),
+    ("load_model num_classes 0", lambda tmp, md: load_model(md, num_classes=0),
+     ValueError, "num_classes must be an int >= 1"),
+    ("load_model num_classes float", lambda tmp, md: load_model(md, num_classes=2.0), ValueError, "num_classes"),
+    ("load_model num_classes bool", lambda tmp, md: load_model(md, num_classes=True), ValueError, "num_classes"),
+    ("load_model class_names length", lambda tmp, md: load_model(md, num_classes=2, class_names=["x"]), ValueError,
+     "class_names has 1 names but num_classes=2"),
+    ("load_model class_names a string", lambda tmp, md: load_model(md, num_classes=2, class_names="ab"), TypeError,
+     "class_names must be a list of strings"),
+    ("load_model class_names duplicates", lambda tmp, md: load_model(md, num_classes=2, class_names=["a", "a"]),
+     ValueError, "duplicates"),
+    ("load_model old name num_labels", lambda tmp, md: load_model(md, num_labels=3), TypeError,
+     "takes num_classes= and class_names="),
+    ("load_model old name label_names", lambda tmp, md: load_model(md, label_names=["a", "b"]), TypeError,
+     "not label_names"),
+    ("load_model pretrained str", lambda tmp, md: load_model(md, pretrained="yes"),
+     TypeError, "pretrained must be True"),
+    ("TextDataset texts a string", lambda tmp, md: TextDataset("good film", [1], ["n", "p"]), TypeError,
+     "texts must be a list of strings, got a single str"),
+    ("TextDataset texts None", lambda tmp, md: TextDataset(None, [1], ["n", "p"]), TypeError, "texts must be a list"),
+    ("TextDataset text not a str", lambda tmp, md: TextDataset(["a", 3], [0, 1], ["n", "p"]), ValueError,
+     "text 1 is empty or not a string"),
+    ("TextDataset empty", lambda tmp, md: TextDataset([], [], ["n", "p"]), ValueError, "texts is empty"),
+    ("TextDataset lengths", lambda tmp, md: TextDataset(["a"], [0, 1], ["n", "p"]), ValueError, "same samples"),
+    ("TextDataset float label", lambda tmp, md: TextDataset(["a", "b"], [0, 1.7], ["n", "p"]), ValueError,
+     "labels must be integer class ids.*1.7"),
+    ("TextDataset integral float label", lambda tmp, md: TextDataset(["a", "b"], [0, 1.0], ["n", "p"]), ValueError,
+     "labels must be integer class ids"),
+    ("TextDataset str label", lambda tmp, md: TextDataset(["a", "b"], [0, "1"], ["n", "p"]), ValueError,
+     "labels must be integer class ids"),
+    ("TextDataset None label", lambda tmp, md: TextDataset(["a", "b"], [0, None], ["n", "p"]), ValueError,
+     "labels must be integer class ids"),
+    ("TextDataset bool label", lambda tmp, md: TextDataset(["a", "b"], [0, True], ["n", "p"]), ValueError,
+     "labels must be integer class ids"),
+    ("TextDataset label out of range", lambda tmp, md: TextDataset(["a", "b"], [0, 2], ["n", "p"]), ValueError,
+     r"\[0, 1\]"),
+    ("TextDataset negative label", lambda tmp, md: TextDataset(["a", "b"], [0, -1], ["n", "p"]),
+     ValueError, r"\[0, 1\]"),
+    ("TextDataset class_names a string", lambda tmp, md: TextDataset(["a"], [0], "np"), TypeError,
+     "class_names must be a list of strings"),
+    ("TextDataset one class", lambda tmp, md: TextDataset(["a"], [0], ["n"]), ValueError, "two distinct"),
+    ("TextDataset float tensor labels", lambda tmp, md: TextDataset(["a", "b"], torch.tensor([0.0, 1.5]), ["n", "p"]),
+     ValueError, "labels must be integer class ids"),
+    ("subset 0", lambda tmp, md: TextDataset(["a", "b"], [0, 1], ["n", "p"]).subset(0), ValueError, "n must be an int"),
+    ("subset too many", lambda tmp, md: TextDataset(["a", "b"], [0, 1], ["n", "p"]).subset(3), ValueError,
+     "only 2 examples"),
+    ("subset float", lambda tmp, md: TextDataset(["a", "b"], [0, 1], ["n", "p"]).subset(1.5),
+     ValueError, "n must be an int"),
+    ("TextSplits names disagree", lambda tmp, md: text.TextSplits(
+        TextDataset(["a"], [0], ["n", "p"]), TextDataset(["a"], [0], ["p", "n"]), TextDataset(["a"], [0], ["n", "p"]),
+        ["n", "p"]), ValueError, "class_names"),
+    ("load_text_file None", lambda tmp, md: load_text_file(None), TypeError, "path must be a file path"),
+    ("load_text_file a folder", lambda tmp, md: load_text_file(tmp), ValueError, "is a folder"),
+    ("CSV unquoted comma",
+     lambda tmp, md: load_text_file(_csv(tmp, "text,label\ngood film,pos\nnot bad, really,pos\nbad,neg\n")),
+     ValueError, r"line 3 has 3 fields but the header has 2.*quote"),
+    ("CSV missing field", lambda tmp, md: load_text_file(_csv(tmp, "text,label,source\nhi,pos,a\nho,neg\n")),
+     ValueError,
+     r"line 3 has 2 fields but the header has 3"),
+    ("CSV duplicate header", lambda tmp, md: load_text_file(_csv(tmp, "text,text\nhi,pos\n")), ValueError,
+     "duplicate column"),
+    ("load_text_file class_names a string", lambda tmp, md: load_text_file(_csv(tmp, "text,label\nhi,a\nho,b\n"),
+                                                                           class_names="ab"), TypeError,
+     "class_names must be a list"),
+    ("load_text_file class_names duplicates", lambda tmp, md: load_text_file(_csv(tmp, "text,label\nhi,a\nho,b\n"),
+                                                                             class_names=["a", "a", "b"]), ValueError,
+     "duplicates"),
+    ("JSONL value not a scalar",
+     lambda tmp, md: load_text_file(_csv(tmp, '{"text": ["a"], "label": "x"}\n{"text": "b", "label": "y"}\n',
+                                                                     "d.jsonl")),
+                                                                      ValueError, "example 1.*'text' must be a string"),
+    ("load_text_splits missing val",
+     lambda tmp, md: load_text_splits(_csv(tmp, "text,label\na,x\nb,y\n"), tmp / "va.csv",
+                                                                      tmp / "te.csv"), ValueError, "does not exist"),
+    ("load_offline_sentiment missing", lambda tmp, md: load_offline_sentiment(tmp),
+     ValueError, "python -m sftcourse.sentiment"),
+    ("load_sst2 val_size 0", lambda tmp, md: text.load_sst2(val_size=0), ValueError, "val_size must be an int >= 1"),
+    ("load_sst2 seed -1", lambda tmp, md: text.load_sst2(seed=-1), ValueError, "seed must be an int >= 0"),
+    ("load_sst2 max_train 0", lambda tmp, md: text.load_sst2(max_train=0), ValueError, "max_train"),
+    ("load_sst2 profile", lambda tmp, md: text.load_sst2(profile="Full"), ValueError, "profile must be one of"),
+    ("BatchTokenizer None", lambda tmp, md: BatchTokenizer(None),
+     TypeError, "tokenizer must be a Hugging Face tokenizer"),
+    ("BatchTokenizer max_length 1", lambda tmp, md: BatchTokenizer(_Tok(), max_length=1), ValueError, "max_length"),
+    ("BatchTokenizer max_length str", lambda tmp, md: BatchTokenizer(_Tok(), max_length="64"),
+     ValueError, "max_length"),
+    ("BatchTokenizer empty batch", lambda tmp, md: BatchTokenizer(_Tok())([]), ValueError, "batch is empty"),
+    ("BatchTokenizer not pairs", lambda tmp, md: BatchTokenizer(_Tok())(["good", "bad"]), ValueError,
+     r"\(text, label\) pairs"),
+    ("BatchTokenizer text not str", lambda tmp, md: BatchTokenizer(_Tok())([(3, 0)]),
+     ValueError, r"\(text, label\) pairs"),
+    ("encode_dataset not a TextDataset", lambda tmp, md: encode_dataset(["a"], _Tok()), TypeError,
+     "dataset must be a TextDataset"),
+    ("encode_dataset max_length 0", lambda tmp, md: encode_dataset(TextDataset(["a"], [0], ["n", "p"]), _Tok(), 0),
+     ValueError, "max_length"),
+    ("EncodedDataset empty", lambda tmp, md: text.EncodedDataset([], 0, ["n", "p"]), ValueError, "features is empty"),
+    ("EncodedDataset pad id float", lambda tmp, md: text.EncodedDataset([{"input_ids": [1]}], 0.5, ["n", "p"]),
+     ValueError, "pad_token_id"),
+    ("pad_collate empty", lambda tmp, md: pad_collate([]), ValueError, "features is empty"),
+    ("pad_collate no input_ids", lambda tmp, md: pad_collate([{"ids": [1]}]), ValueError, "input_ids"),
+    ("pad_collate empty ids", lambda tmp, md: pad_collate([{"input_ids": []}]), ValueError, "no input_ids"),
+    ("pad_collate mixed keys", lambda tmp, md: pad_collate([{"input_ids": [1], "labels": 0}, {"input_ids": [2]}]),
+     ValueError, "same keys"),
+    ("pad_collate pad id None", lambda tmp, md: pad_collate([{"input_ids": [1]}], None), ValueError, "pad_token_id"),
+    ("pad_collate float ids", lambda tmp, md: pad_collate([{"input_ids": [1.5, 2.0]}]),
+     ValueError, "integer token ids"),
+    ("pad_collate float label", lambda tmp, md: pad_collate([{"input_ids": [1], "labels": 0.5}]), ValueError,
+     "labels must be integer"),
+    ("PadCollator None", lambda tmp, md: PadCollator(None), ValueError, "pad_token_id"),
+    ("PadCollator str", lambda tmp, md: PadCollator("0"), ValueError, "pad_token_id must be an int"),
+    ("mask_tokens shape",
+     lambda tmp, md: mask_tokens(torch.ones(2, 3, dtype=torch.long), mask_token_id=4, vocab_size=10,
+                                                      special_mask=torch.zeros(2, 4, dtype=torch.bool)), ValueError,
+     "special_mask has shape"),
+    ("mask_tokens probability 0", lambda tmp, md: mask_tokens(torch.ones(2, 3, dtype=torch.long), mask_token_id=4,
+                                                              vocab_size=10, special_mask=torch.zeros(2, 3),
+                                                              mlm_probability=0.0), ValueError, "mlm_probability"),
+    ("mask_tokens probability NaN", lambda tmp, md: mask_tokens(torch.ones(2, 3, dtype=torch.long), mask_token_id=4,
+                                                                vocab_size=10, special_mask=torch.zeros(2, 3),
+                                                                mlm_probability=float("nan")),
+                                                                 ValueError, "mlm_probability"),
+    ("mask_tokens float ids", lambda tmp, md: mask_tokens(torch.ones(2, 3), mask_token_id=4, vocab_size=10,
+                                                          special_mask=torch.zeros(2, 3)),
+                                                           ValueError, "integer token ids"),
+    ("mask_tokens vocab_size 0", lambda tmp, md: mask_tokens(torch.ones(2, 3, dtype=torch.long), mask_token_id=4,
+                                                             vocab_size=0, special_mask=torch.zeros(2, 3)), ValueError,
+     "vocab_size"),
+    ("mask_tokens mask id out of vocab",
+     lambda tmp, md: mask_tokens(torch.ones(2, 3, dtype=torch.long), mask_token_id=10,
+                                                                     vocab_size=10, special_mask=torch.zeros(2, 3)),
+     ValueError, "mask_token_id"),
+    ("mask_tokens ids out of vocab", lambda tmp, md: mask_tokens(torch.full((2, 3), 12), mask_token_id=4, vocab_size=10,
+                                                                 special_mask=torch.zeros(2, 3)), ValueError,
+     r"input_ids must lie in \[0, 9\]"),
+    ("mean_pool shapes", lambda tmp, md: mean_pool(torch.zeros(2, 3, 4), torch.ones(2, 2)), ValueError, r"\(B, T, H\)"),
+    ("mean_pool empty row", lambda tmp, md: mean_pool(torch.zeros(2, 3, 4), torch.tensor([[1, 1, 0], [0, 0, 0]])),
+     ValueError, "row 1 of attention_mask has no real tokens"),
+]
+
+
+@pytest.mark.parametrize("case, call, exc, match", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises_a_clear_error(case, call, exc, match, tmp_path, model_dir, monkeypatch):
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)  # nothing may wait for the network
+    with pytest.raises(exc, match=match):
+        call(tmp_path, model_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -534,6 +535,7 @@ def test_bad_arguments_get_a_clear_error(call, exc, message):
 def test_max_grad_norm_inf_is_allowed_and_only_reports_the_norm():
     out = _epoch(max_grad_norm=float("inf"))
     assert out["grad_norm"] > 0
+    assert _epoch(max_grad_norm=np.float32(0.5))["grad_norm"] > 0  # NumPy scalars count as numbers
 
 
 @pytest.mark.parametrize("content, message", [
