@@ -256,13 +256,22 @@ def unfreeze(model: nn.Module, prefixes: Sequence[str] | None = None) -> int:
 
 
 def discriminative_param_groups(model: nn.Module, base_lr: float, decay: float = 0.5, *,
-                                weight_decay: float = 0.0,
+                                weight_decay: float | None = None,
                                 prefixes: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Optimizer parameter groups with a learning rate per stage: the head gets ``base_lr``,
     the stage below ``base_lr * decay``, the next ``base_lr * decay**2``, ... (Howard & Ruder 2018).
 
     Only trainable parameters are included; stages with none are skipped. Each group carries a
     ``"name"`` (its prefix). ``prefixes`` defaults to :func:`stage_prefixes` (input to output).
+
+    Weight decay: a value in a group overrides the optimizer's default, so the groups never set
+    one by accident.
+
+    - ``weight_decay=None``: one group per stage and no ``"weight_decay"`` key: the optimizer's own
+      ``weight_decay`` reaches every parameter.
+    - ``weight_decay=wd``: the usual fine-tuning rule. Weight matrices and convolution kernels
+      (``p.ndim >= 2``) get ``wd``; biases and normalisation scales and shifts (``p.ndim < 2``) get 0,
+      in a second group per stage named ``"<prefix> (no decay)"`` with the same learning rate.
     """
     _check_model(model)
     if not (isinstance(base_lr, (int, float)) and not isinstance(base_lr, bool) and math.isfinite(base_lr)
@@ -270,9 +279,10 @@ def discriminative_param_groups(model: nn.Module, base_lr: float, decay: float =
         raise ValueError(f"base_lr must be a positive number, got {base_lr!r}")
     if not (isinstance(decay, (int, float)) and not isinstance(decay, bool) and 0 < decay <= 1):
         raise ValueError(f"decay must be in (0, 1] (1 = one learning rate for all), got {decay!r}")
-    if not (isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool)
-            and math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    if weight_decay is not None and (isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float))
+                                     or not math.isfinite(weight_decay) or weight_decay < 0):
+        raise ValueError(f"weight_decay must be a finite number >= 0, or None for the optimizer's default; "
+                         f"got {weight_decay!r}")
     prefixes = list(stage_prefixes(model) if prefixes is None else prefixes)
     _check_selection(model, prefixes, ())
     groups, covered = [], set()
@@ -283,9 +293,17 @@ def discriminative_param_groups(model: nn.Module, base_lr: float, decay: float =
                 covered.add(n)
                 if p.requires_grad:
                     params.append(p)
-        if params:
-            groups.append({"params": params, "lr": base_lr * decay ** depth, "weight_decay": weight_decay,
-                           "name": prefix})
+        lr = base_lr * decay ** depth
+        if weight_decay is None:
+            stage_groups = [{"params": params, "lr": lr, "name": prefix}]
+        else:
+            stage_groups = [
+                {"params": [p for p in params if p.ndim >= 2], "lr": lr, "weight_decay": float(weight_decay),
+                 "name": prefix},
+                {"params": [p for p in params if p.ndim < 2], "lr": lr, "weight_decay": 0.0,
+                 "name": f"{prefix} (no decay)"},
+            ]
+        groups += [g for g in reversed(stage_groups) if g["params"]]
     missed = [n for n, p in model.named_parameters() if p.requires_grad and n not in covered]
     if missed:
         raise ValueError(f"trainable parameters {missed[:3]} belong to none of the prefixes {prefixes}; "

@@ -105,6 +105,50 @@ def test_discriminative_groups_decay_per_stage_and_cover_trainable_params():
         discriminative_param_groups(model, 1e-3)
 
 
+
+def test_discriminative_groups_weight_decay_reaches_weights_not_biases_or_norms():
+    model = resnet8(1, 5)
+    # None: no group sets weight_decay, so the optimizer's default reaches every parameter
+    groups = discriminative_param_groups(model, 1e-2, 0.5)
+    assert all("weight_decay" not in g for g in groups)
+    opt = torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.05)
+    assert all(g["weight_decay"] == 0.05 for g in opt.param_groups)
+    # a value: matrices and kernels decay, biases and batch-norm parameters do not; lr per stage kept
+    groups = discriminative_param_groups(model, 1e-2, 0.5, weight_decay=1e-4)
+    assert [g["name"] for g in groups] == [n for s in ["stem", "stage1", "stage2", "stage3", "fc"]
+                                           for n in (s, f"{s} (no decay)")]
+    np.testing.assert_allclose([g["lr"] for g in groups[::2]], [1e-2 / 16, 1e-2 / 8, 1e-2 / 4, 1e-2 / 2, 1e-2])
+    assert all(g["lr"] == h["lr"] for g, h in zip(groups[::2], groups[1::2]))
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in model.parameters()}
+    opt = torch.optim.AdamW(groups, lr=1.0, weight_decay=0.5)  # the optimizer default must not win
+    by_id = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        expected = 0.0 if (name.endswith("bias") or p.ndim == 1) else 1e-4
+        assert by_id[id(p)] == expected, name
+    # large lr and decay so that the shrink is far above float32 rounding
+    opt = torch.optim.AdamW(discriminative_param_groups(model, 0.5, 0.5, weight_decay=0.4), lr=1.0, weight_decay=0.5)
+    by_id = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert by_id[id(bn.weight)] == 0.0 and by_id[id(bn.bias)] == 0.0
+    # the decay acts: zero gradients, one AdamW step shrinks decayed weights by exactly (1 - lr * wd)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        factor = 1 - lr_of[id(p)] * by_id[id(p)]
+        torch.testing.assert_close(p.detach(), before[name] * factor, rtol=1e-6, atol=0)
+    # the oracle can fail: the old behaviour (every group at 0) would leave the conv weights unchanged
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert not torch.equal(conv.weight.detach(), before[next(n for n, p in model.named_parameters() if p is conv.weight)])
+    for bad in (-1.0, float("nan"), "0.01", True):
+        with pytest.raises(ValueError, match="weight_decay"):
+            discriminative_param_groups(model, 1e-2, weight_decay=bad)
+
+
 def test_replace_and_reattach_head():
     torch.manual_seed(0)
     model = resnet8(1, 5).eval()
