@@ -108,6 +108,20 @@ def smollm2_dir(cache: str | os.PathLike[str] | None = None) -> Path:
     return folder
 
 
+def smollm2_tokenizer() -> Any:
+    """SmolLM2-135M-Instruct's tokenizer alone: from the cached folder if it exists, else from the GGUF file.
+
+    Reading it from the GGUF file takes a few seconds and does not dequantise the weights.
+    """
+    from transformers import AutoTokenizer
+
+    folder = cache_dir("models") / QUICK_CACHE_NAME
+    if _complete(folder):
+        return AutoTokenizer.from_pretrained(folder)
+    gguf = smollm2_gguf()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
 def load_causal_lm(name_or_dir: str | os.PathLike[str] | None = None, *, profile: Profile,
                    dtype: torch.dtype = torch.float32, local_files_only: bool | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) of a chat model: the bundled SmolLM2-135M-Instruct, a Hub name, or a local folder.
@@ -355,14 +369,14 @@ def greedy_decode(model: Any, input_ids: Tensor, *, max_new_tokens: int, eos_tok
     if input_ids.ndim != 2 or input_ids.shape[0] != 1:
         raise ValueError(f"input_ids must be one prompt of shape (1, T), got {tuple(input_ids.shape)}")
     out = model(input_ids=input_ids, use_cache=True)
-    past, new = out.past_key_values, []
+    past, new = out.cache, []
     for _ in range(max_new_tokens):
         token = out.logits[:, -1].argmax(dim=-1, keepdim=True)  # (1, 1)
         new.append(token)
         if eos_token_id is not None and int(token) == eos_token_id:
             break
-        out = model(input_ids=token, past_key_values=past, use_cache=True)
-        past = out.past_key_values
+        out = model(input_ids=token, cache=past, use_cache=True)
+        past = out.cache
     return torch.cat(new, dim=1)
 
 

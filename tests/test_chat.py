@@ -107,6 +107,13 @@ def test_bad_folders_are_named():
         load_causal_lm("./no/such/folder", profile="quick")
 
 
+def test_smollm2_tokenizer_reads_the_gguf_file_without_a_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SFTCOURSE_CACHE", str(tmp_path))
+    tok = chat.smollm2_tokenizer()
+    assert tok.eos_token == "<|im_end|>" and len(tok) == 49152
+    assert not list(tmp_path.rglob("*.safetensors"))
+
+
 def test_quick_profile_default_is_the_bundled_model_and_full_a_hub_name():
     assert chat.default_model_name("quick") is None
     assert chat.default_model_name("full") == chat.FULL_MODEL_NAME
