@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -54,6 +56,25 @@ def install_commands(py: Path) -> list[list[str]]:
     return [[*pip, "-e", f"{ROOT}[dev]"], [*pip, "--no-deps", *NO_DEPS]]
 
 
+def no_pip_message() -> str:
+    """The one sentence printed when this Python cannot give a virtual environment its own pip."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return (f"[course] This Python ({sys.executable}) cannot create a virtual environment with pip: install "
+            f"its venv support (Debian/Ubuntu: `sudo apt install python{version}-venv`), delete "
+            f"{VENV.name}/ if it exists, and run this command again.")
+
+
+def create_venv() -> None:
+    """Create .venv with pip; on a Python without ensurepip, exit with :func:`no_pip_message`."""
+    if importlib.util.find_spec("ensurepip") is None:
+        sys.exit(no_pip_message())
+    try:
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    except (subprocess.CalledProcessError, OSError):
+        shutil.rmtree(VENV, ignore_errors=True)  # a half-made .venv without pip would be "reused" next time
+        sys.exit(no_pip_message())
+
+
 def run(cmd: list[str], **kwargs) -> None:
     say("$ " + " ".join(str(c) for c in cmd))
     subprocess.run([str(c) for c in cmd], check=True, **kwargs)
@@ -66,14 +87,16 @@ def setup() -> Path:
                  "Run this script with a newer python3.")
     py = venv_python()
     if not py.exists():
-        say(f"creating the virtual environment {VENV.relative_to(ROOT)}/")
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        say(f"creating the virtual environment {VENV.name}/")
+        create_venv()
     else:
-        say(f"reusing the virtual environment {VENV.relative_to(ROOT)}/")
+        say(f"reusing the virtual environment {VENV.name}/")
     fingerprint = install_fingerprint()
     if STAMP.exists() and STAMP.read_text().strip() == fingerprint:
         say("packages are up to date (pyproject.toml and NO_DEPS unchanged since the last install)")
     else:
+        if subprocess.run([str(py), "-m", "pip", "--version"], capture_output=True).returncode != 0:
+            sys.exit(no_pip_message())  # a .venv made by a Python without pip
         say("installing sftcourse (editable) and its dependencies; the first time takes a few minutes")
         for cmd in install_commands(py):
             run(cmd)

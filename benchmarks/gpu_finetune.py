@@ -32,7 +32,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from sftcourse.digits import load_mnist
+from sftcourse.hub import minilm_dir
+from sftcourse.images import IMAGENET_MEAN, IMAGENET_STD
 from sftcourse.runtime import set_seed, versions
+from sftcourse.text import PadCollator, encode_dataset, load_model, load_offline_sentiment, load_tokenizer
 from sftcourse.train import evaluate, train_epoch
 
 
@@ -71,9 +75,6 @@ def timed_epochs(run_epoch: Callable[[], dict], n_samples: int, epochs: int = 2)
 def bench_resnet(name: str, config_kwargs: dict, batch_size: int, device: torch.device) -> dict:
     from transformers import ResNetConfig, ResNetForImageClassification
 
-    from sftcourse.pretrain_digits import load_mnist
-    from sftcourse.vision import IMAGENET_MEAN, IMAGENET_STD
-
     images, labels = load_mnist()  # (5000, 1, 28, 28) uint8, real digits
     set_seed(0)
     net = ResNetForImageClassification(ResNetConfig(num_labels=10, **config_kwargs))
@@ -92,8 +93,6 @@ def bench_resnet(name: str, config_kwargs: dict, batch_size: int, device: torch.
 
 def bench_text(name: str, pretrained: bool, batch_size: int, device: torch.device, epochs: int) -> dict:
     from transformers import BertConfig, BertForSequenceClassification
-
-    from sftcourse.text import PadCollator, encode_dataset, load_model, load_offline_sentiment, load_tokenizer, minilm_dir
 
     splits = load_offline_sentiment()
     tok = load_tokenizer(minilm_dir())

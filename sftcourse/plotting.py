@@ -15,13 +15,42 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sftcourse.checks import as_float_array
+from sftcourse.checks import as_float_array, check_callable, check_finite_float, check_int, check_positive_int
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.0, 3.5)) -> Axes:
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}"
+                        + ("; for an array of Axes from plt.subplots(1, 2), pass one of them, e.g. ax=axes[0]"
+                           if isinstance(ax, np.ndarray) else ""))
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     return ax
+
+
+def _check_names(names: object, name: str, count: int, what: str) -> list[str]:
+    if isinstance(names, (str, bytes)):
+        raise TypeError(f"{name} must be a list of {count} strings, got the string {names!r}; "
+                        f"pass a list such as {list(str(names))[:3]!r}")
+    try:
+        out = [str(n) for n in names]  # type: ignore[union-attr]
+    except TypeError:
+        raise TypeError(f"{name} must be a list of {count} strings, got {type(names).__name__}") from None
+    if len(out) != count:
+        raise ValueError(f"{name} has {len(out)} entries but there are {count} {what}")
+    return out
+
+
+def _check_class_labels(y: np.ndarray, name: str) -> np.ndarray:
+    if y.dtype == bool:
+        return y.astype(np.int64)
+    if not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not (np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+            raise ValueError(f"{name} must hold integer class indices (0, 1, ...), got non-integer values such as "
+                             f"{y[~(np.isfinite(y) & (y == np.round(y)))][:3]}; colours are chosen per class")
+    return y.astype(np.int64)
 
 
 def _to_numpy(a: object) -> np.ndarray:
@@ -45,12 +74,18 @@ def plot_history(history: Mapping[str, Sequence[float]], keys: Sequence[str] | N
         keys = [k for k in history if "loss" in k] or list(history)
     elif isinstance(keys, str):
         keys = [keys]
+    elif not isinstance(keys, (list, tuple)):
+        raise TypeError(f"keys must be a key or a list of keys of history, got {type(keys).__name__}")
     missing = [k for k in keys if k not in history]
     if missing:
         raise ValueError(f"keys {missing} are not in history; it has {sorted(history)}")
     ax = _axes(ax)
     for key in keys:
-        values = np.asarray(_to_numpy(history[key]), dtype=np.float64).ravel()
+        try:
+            values = np.asarray(_to_numpy(history[key]), dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise TypeError(f"history[{key!r}] must be a list of numbers (one per epoch), got "
+                            f"{history[key]!r:.80}") from None
         if values.size == 0:
             raise ValueError(f"history[{key!r}] is empty; record at least one epoch before plotting")
         ax.plot(np.arange(1, values.size + 1), values, marker="o" if values.size <= 30 else None,
@@ -70,22 +105,30 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: objec
     ``predict`` maps an (m, 2) array to m class indices (or to m scores in [0, 1] for a
     binary model, which are thresholded at 0.5).
     """
+    check_callable(predict, "predict", hint="pass a function from an (m, 2) array to m classes or probabilities")
     X = as_float_array(_to_numpy(X), "X", ndim=2)
     if X.shape[1] != 2:
         raise ValueError(f"X must have shape (n, 2) to draw a boundary in the plane, got {X.shape}")
     y = np.asarray(_to_numpy(y))
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}")
-    if resolution < 2:
-        raise ValueError(f"resolution must be at least 2, got {resolution}")
+    y = _check_class_labels(y, "y")
+    resolution = check_int(resolution, "resolution", minimum=2, hint="200 draws a smooth boundary")
+    margin = check_finite_float(margin, "margin", low=0.0, hint="the border around the data, in data units")
     x0 = np.linspace(X[:, 0].min() - margin, X[:, 0].max() + margin, resolution)
     x1 = np.linspace(X[:, 1].min() - margin, X[:, 1].max() + margin, resolution)
     g0, g1 = np.meshgrid(x0, x1)
     grid = np.column_stack([g0.ravel(), g1.ravel()])
     out = np.asarray(_to_numpy(predict(grid)))
-    if out.shape[0] != grid.shape[0]:
+    if out.ndim == 0 or out.shape[0] != grid.shape[0]:
         raise ValueError(f"predict returned shape {out.shape} for {grid.shape[0]} grid points; "
                          "it must return one class (or probability) per row")
+    if not np.issubdtype(out.dtype, np.number) and out.dtype != bool:
+        raise TypeError(f"predict returned dtype {out.dtype}; it must return class indices or probabilities")
+    if out.dtype != bool and not np.all(np.isfinite(out)):
+        # NaN >= 0.5 is False: a NaN prediction would be drawn as class 0 without a word
+        raise ValueError("predict returned NaN or infinite values for some grid points; check the model's "
+                         "parameters (a diverged training run?)")
     if out.ndim == 2:  # scores per class
         out = out.argmax(axis=1)
     elif np.issubdtype(out.dtype, np.floating) and not np.all(out == np.round(out)):
@@ -124,8 +167,7 @@ def plot_confusion_matrix(cm: object, class_names: Sequence[str] | None = None, 
         raise ValueError("cm holds counts and must not be negative")
     if class_names is None:
         class_names = [str(i) for i in range(k)]
-    if len(class_names) != k:
-        raise ValueError(f"class_names has {len(class_names)} names but cm is {k}x{k}")
+    class_names = _check_names(class_names, "class_names", k, f"classes (cm is {k}x{k})")
     if normalize:
         rows = cm.sum(axis=1, keepdims=True)
         cm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
@@ -163,10 +205,13 @@ def plot_image_grid(images: object, titles: Sequence[str] | None = None, ncols: 
     if arr.ndim == 4 and arr.shape[-1] != 3:
         raise ValueError(f"images with channels must have 1 or 3 of them, got shape {arr.shape}")
     n = arr.shape[0]
-    if titles is not None and len(titles) != n:
-        raise ValueError(f"titles has {len(titles)} entries but there are {n} images")
-    if ncols < 1:
-        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"images must be numeric, got dtype {arr.dtype}")
+    if titles is not None:
+        titles = _check_names(titles, "titles", n, "images")
+    ncols = check_positive_int(ncols, "ncols")
+    if isinstance(cmap, str) and cmap not in plt.colormaps():
+        raise ValueError(f"cmap={cmap!r} is not a matplotlib colormap; try 'gray', 'viridis' or 'magma'")
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.5 * nrows), squeeze=False)
@@ -194,15 +239,26 @@ def plot_loss_surface(loss_fn: Callable[[float, float], float], w_range: tuple[f
     spaced logarithmically by default, which shows both the valley and the walls.
     The trajectory is clipped to the plotted window so a diverging run stays readable.
     """
+    check_callable(loss_fn, "loss_fn", hint="pass a function (w, b) -> loss")
     for name, r in (("w_range", w_range), ("b_range", b_range)):
-        if len(r) != 2 or not np.all(np.isfinite(r)) or not r[0] < r[1]:
+        try:
+            pair = np.asarray(r, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a pair of numbers (low, high), got {r!r}") from None
+        if pair.shape != (2,) or not np.all(np.isfinite(pair)) or not pair[0] < pair[1]:
             raise ValueError(f"{name} must be (low, high) with low < high, got {r}")
-    if resolution < 2:
-        raise ValueError(f"resolution must be at least 2, got {resolution}")
+    resolution = check_int(resolution, "resolution", minimum=2)
+    levels = check_int(levels, "levels", minimum=2)
+    if not (isinstance(labels, (tuple, list)) and len(labels) == 2):
+        raise TypeError(f"labels must be a pair of axis labels such as ('$w$', '$b$'), got {labels!r}")
     ws = np.linspace(w_range[0], w_range[1], resolution)
     bs = np.linspace(b_range[0], b_range[1], resolution)
     W, B = np.meshgrid(ws, bs)
     Z = np.vectorize(lambda w, b: float(loss_fn(w, b)))(W, B)
+    if not np.all(np.isfinite(Z)):
+        i = np.argwhere(~np.isfinite(Z))[0]
+        raise ValueError(f"loss_fn returned {Z[tuple(i)]} at (w, b) = ({W[tuple(i)]:.3g}, {B[tuple(i)]:.3g}); "
+                         "narrow w_range / b_range to where the loss is finite")
     ax = _axes(ax, (5.0, 4.5))
     if log_scale and np.all(Z > 0):
         lv = np.geomspace(Z.min(), Z.max(), levels)

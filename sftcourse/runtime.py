@@ -56,42 +56,26 @@ def get_profile(env: dict[str, str] | None = None) -> Profile:
     return "full" if torch.cuda.is_available() else "quick"
 
 
+def check_profile(profile: object, name: str = "profile") -> Profile:
+    """``profile`` itself if it is one of :data:`PROFILES` (exactly: "Quick" is an error), else ValueError."""
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ValueError(f"{name} must be one of {', '.join(repr(p) for p in PROFILES)}, got {profile!r}; "
+                         "get_profile() reads it from SFTCOURSE_PROFILE")
+    return profile  # type: ignore[return-value]
+
+
 def pick(profile: Profile, *, quick: T, full: T) -> T:
     """Return the value for ``profile``: a chapter's sizes live side by side in one call."""
-    if profile == "quick":
-        return quick
-    if profile == "full":
-        return full
-    raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return quick if check_profile(profile) == "quick" else full
 
 
 def banner(profile: Profile, device: torch.device | str) -> str:
     """One line a notebook prints: which profile runs, on what, and how to switch."""
-    other = "full" if profile == "quick" else "quick"
+    other = "full" if check_profile(profile) == "quick" else "quick"
     what = ("the GPU-sized run with real pretrained models and datasets" if other == "full"
             else "the small offline run that fits a laptop CPU")
     return (f"profile {profile} on {torch.device(device).type} — "
             f"set {PROFILE_ENV}={other} for {what} (then restart the kernel)")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub answers a TCP connection within ``timeout`` s.
-
-    False at once when ``HF_HUB_OFFLINE`` is set. Loaders ask this before a download so that an
-    offline machine gets a clear error in seconds instead of the libraries' retries.
-    """
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def cache_dir(subdir: str | None = None) -> Path:

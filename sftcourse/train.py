@@ -26,6 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from sftcourse.checks import check_callable, check_finite_float, check_positive_int
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Inputs = Tensor | dict[str, Any]
 
@@ -65,7 +67,7 @@ def unpack_batch(batch: Any, device: torch.device | str) -> tuple[Inputs, Tensor
     ``(x, y)`` -> ``(x, y)``; ``{"input_ids": ..., "labels": y}`` -> ``({"input_ids": ...}, y)``;
     a lone tensor or a Mapping without "labels" -> ``(inputs, None)``.
     """
-    device = torch.device(device)
+    device = _as_device(device)
     if isinstance(batch, Mapping):
         inputs = {k: _move(v, device) for k, v in batch.items() if k != "labels"}
         return inputs, _move(batch.get("labels"), device)
@@ -83,6 +85,7 @@ def unpack_batch(batch: Any, device: torch.device | str) -> tuple[Inputs, Tensor
 
 def forward_logits(model: nn.Module, inputs: Inputs) -> Tensor:
     """Call the model the way :func:`unpack_batch` prepared it and return its logits."""
+    check_callable(model, "model", hint="pass the nn.Module instance")
     out = model(**inputs) if isinstance(inputs, dict) else model(inputs)
     logits = getattr(out, "logits", out)
     if not isinstance(logits, Tensor):
@@ -118,6 +121,11 @@ def check_logits_labels(logits: Tensor, labels: Tensor, loss_fn: LossFn) -> None
     Cross-entropy: logits (B, C) or (B, C, d...) with integer labels (B,) or (B, d...) in [0, C)
     (``ignore_index`` allowed), or probabilities shaped like the logits. BCE / MSE: same shapes.
     """
+    for arg, value in (("logits", logits), ("labels", labels)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{arg} must be a torch tensor, got {type(value).__name__}; "
+                            f"convert with torch.as_tensor({arg})")
+    _check_loss_fn(loss_fn)
     kind = _loss_kind(loss_fn)
     name = _loss_name(loss_fn)
     lg, lb = tuple(logits.shape), tuple(labels.shape)
@@ -165,9 +173,76 @@ def check_logits_labels(logits: Tensor, labels: Tensor, loss_fn: LossFn) -> None
                 raise ValueError(f"{name} needs targets in [0, 1], got values in [{lo:g}, {hi:g}]")
 
 
+def _as_device(device: object) -> torch.device:
+    """``device`` as a torch.device, or a ValueError naming it (torch's own error says only 'Expected one of ...')."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a torch.device or a string such as 'cpu' or 'cuda', got "
+                        f"{type(device).__name__}; use sftcourse.runtime.get_device()")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device={device!r} is not a device torch knows; pass 'cpu', 'cuda', 'cuda:0' or 'mps' "
+                         "(sftcourse.runtime.get_device() picks one)") from None
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}"
+                        + ("; pass an instance (call the class first)" if isinstance(model, type) else ""))
+
+
+def _check_loss_fn(loss_fn: object) -> None:
+    if isinstance(loss_fn, type):
+        raise TypeError(f"loss_fn is the class {loss_fn.__name__}, not a loss: pass an instance, "
+                        f"loss_fn={loss_fn.__name__}()")
+    check_callable(loss_fn, "loss_fn", hint="pass e.g. nn.CrossEntropyLoss() or F.cross_entropy")
+
+
+def _check_optimizer(optimizer: object) -> None:
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+                        + ("; build one: optimizer=torch.optim.AdamW(model.parameters(), lr=1e-3)"))
+
+
+def _check_scheduler(scheduler: object) -> None:
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise TypeError(f"scheduler must have a step() method (a torch.optim.lr_scheduler), got "
+                        f"{type(scheduler).__name__}; or pass None")
+
+
+def _check_loop_numbers(grad_accum_steps: object, max_grad_norm: object) -> None:
+    check_positive_int(grad_accum_steps, "grad_accum_steps", hint="1 means one optimizer step per batch")
+    if max_grad_norm is not None:
+        # inf is allowed: it clips nothing but still reports the norm
+        if isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float)) \
+                or math.isnan(max_grad_norm) or max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be a number > 0 or None, got {max_grad_norm!r}; "
+                             "0 would zero every update (1.0 is usual, None turns clipping off)")
+
+
+def _check_flag(value: object, name: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_metrics(metrics: object) -> tuple[str, ...]:
+    if isinstance(metrics, str) or not isinstance(metrics, (tuple, list)):
+        raise TypeError(f"metrics must be a tuple of names such as ('accuracy',), got {metrics!r}")
+    unknown = [m for m in metrics if m not in KNOWN_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {KNOWN_METRICS}")
+    return tuple(metrics)
+
+
 def _check_loader(loader: Any, name: str) -> None:
     if loader is None:
         raise ValueError(f"{name} is None; pass a DataLoader (or any iterable of batches)")
+    if isinstance(loader, (Tensor, np.ndarray, str, bytes, Mapping)):
+        # iterating a tensor yields its rows, each taken for a whole batch without labels
+        raise TypeError(f"{name} must be a DataLoader or another iterable of batches, got {type(loader).__name__}; "
+                        f"wrap data in DataLoader(TensorDataset(X, y), batch_size=...), or pass [batch]")
     try:
         n = len(loader)
     except TypeError:
@@ -235,6 +310,14 @@ def _autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
 # Early stopping and checkpoints
 
 
+def _as_metric_value(value: object, monitor: str) -> float:
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"early stopping needs one number for {monitor}, got {type(value).__name__}")
+    return float(value)
+
+
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
@@ -244,12 +327,15 @@ class EarlyStopping:
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0, mode: str = "min",
                  restore_best: bool = True, monitor: str = "val_loss") -> None:
-        if not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be an int >= 1, got {patience!r}")
-        if min_delta < 0:
-            raise ValueError(f"min_delta must be >= 0 (it is an improvement threshold), got {min_delta}")
+        check_positive_int(patience, "patience", hint="the number of epochs without improvement to wait")
+        # NaN used to pass '< 0' and then no epoch ever counted as an improvement
+        min_delta = check_finite_float(min_delta, "min_delta", low=0.0, hint="it is an improvement threshold")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' (losses) or 'max' (accuracies), got {mode!r}")
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"monitor must be a History key such as 'val_loss' or 'val_accuracy', got {monitor!r}")
+        if not isinstance(restore_best, bool):
+            raise TypeError(f"restore_best must be True or False, got {restore_best!r}")
         self.patience, self.min_delta, self.mode = patience, float(min_delta), mode
         self.restore_best, self.monitor = restore_best, monitor
         self.best: float | None = None
@@ -267,6 +353,8 @@ class EarlyStopping:
 
     def step(self, value: float, model: nn.Module, epoch: int) -> bool:
         """Record one epoch's ``value``; return True when training should stop."""
+        value = _as_metric_value(value, self.monitor)
+        _check_model(model)
         if not math.isfinite(value):
             raise ValueError(f"early stopping monitors {self.monitor} = {value}: the loss diverged; "
                              "lower the learning rate")
@@ -328,7 +416,7 @@ def _set_rng_state(state: Mapping[str, Any], generators: Sequence[torch.Generato
 
 def save_checkpoint(path: str | Path, **state: Any) -> None:
     """Write ``state`` with torch.save atomically (a crash mid-write never leaves a half file)."""
-    path = Path(path)
+    path = _check_path(path, "path")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -336,11 +424,30 @@ def save_checkpoint(path: str | Path, **state: Any) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`fit` (plain tensors and Python types only: weights_only=True)."""
-    path = Path(path)
+    """Read a checkpoint written by :func:`fit` (plain tensors and Python types only: weights_only=True).
+
+    A file that torch cannot read (truncated, another format, arbitrary pickled objects) or that
+    does not hold a dict raises ValueError saying it is not an sftcourse checkpoint.
+    """
+    path = _check_path(path, "path")
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist; train with checkpoint_path={str(path)!r} first")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises pickle, zip and runtime errors alike
+        raise ValueError(f"{path} is not an sftcourse checkpoint (torch.load could not read it: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                         "is it truncated, or written by another program? Delete it to start fresh") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not an sftcourse checkpoint: it holds a {type(state).__name__}, "
+                         "not the dict that save_checkpoint writes")
+    return state
+
+
+def _check_path(path: object, name: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or (isinstance(path, str) and not path):
+        raise TypeError(f"{name} must be a file path (str or pathlib.Path), got {path!r}")
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------
@@ -381,7 +488,14 @@ def train_epoch(model: nn.Module, train_loader: Iterable[Any], *, optimizer: tor
     by its share of the group's samples, so the accumulated gradient equals that of one big
     batch (a short last group included). Returns {"train_loss", "lr", optionally "grad_norm"}.
     """
-    device = torch.device(device)
+    _check_model(model)
+    _check_optimizer(optimizer)
+    _check_loss_fn(loss_fn)
+    _check_scheduler(scheduler)
+    _check_loop_numbers(grad_accum_steps, max_grad_norm)
+    _check_flag(progress, "progress")
+    _check_loader(train_loader, "train_loader")
+    device = _as_device(device)
     amp_dtype = _amp_dtype(amp, device)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     model.train()
@@ -463,18 +577,24 @@ def fit(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable[Any]
       ``resume=True`` continues from that file if it exists, giving the same per-epoch losses
       as an uninterrupted run (with loaders built the same way, seeded by torch.Generators).
     """
-    device = torch.device(device)
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-        raise ValueError(f"num_epochs must be an int >= 1, got {num_epochs!r}")
-    if isinstance(grad_accum_steps, bool) or not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
-        raise ValueError(f"grad_accum_steps must be an int >= 1, got {grad_accum_steps!r}")
-    if max_grad_norm is not None and not max_grad_norm > 0:
-        raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
+    _check_model(model)
+    _check_optimizer(optimizer)
+    _check_loss_fn(loss_fn)
+    _check_scheduler(scheduler)
+    device = _as_device(device)
+    check_positive_int(num_epochs, "num_epochs")
+    _check_loop_numbers(grad_accum_steps, max_grad_norm)
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"early_stopping must be an EarlyStopping or None, got {type(early_stopping).__name__}; "
+                        "pass EarlyStopping(patience=3)")
+    if checkpoint_path is not None and not isinstance(checkpoint_path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_path must be a path (str or pathlib.Path) or None, got "
+                        f"{type(checkpoint_path).__name__}")
+    _check_flag(resume, "resume")
+    _check_flag(progress, "progress")
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs checkpoint_path (the file to resume from)")
-    unknown = [m for m in metrics if m not in KNOWN_METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {KNOWN_METRICS}")
+    metrics = _check_metrics(metrics)
     _check_loader(train_loader, "train_loader")
     if val_loader is not None:
         _check_loader(val_loader, "val_loader")
@@ -491,6 +611,10 @@ def fit(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable[Any]
     start = 0
     if resume and Path(checkpoint_path).is_file():  # type: ignore[arg-type]
         ckpt = load_checkpoint(checkpoint_path)  # type: ignore[arg-type]
+        missing = [k for k in ("model", "optimizer", "epoch", "history", "rng") if k not in ckpt]
+        if missing:
+            raise ValueError(f"{checkpoint_path} is not a checkpoint written by fit (it lacks {missing}); "
+                             "pass another checkpoint_path, or resume=False to start fresh")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
@@ -585,10 +709,10 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, loss_fn: LossFn, device
     """
     from sftcourse.metrics import precision_recall_f1
 
-    device = torch.device(device)
-    unknown = [m for m in metrics if m not in KNOWN_METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {KNOWN_METRICS}")
+    _check_model(model)
+    _check_loss_fn(loss_fn)
+    device = _as_device(device)
+    metrics = _check_metrics(metrics)
     _check_loader(loader, "loader")
     _check_model_device(model, device)
     was_training = model.training
@@ -626,7 +750,8 @@ def predict(model: nn.Module, loader: Iterable[Any], *, device: torch.device | s
 
     Labels are None when the batches carry none (a lone tensor, or a dict without "labels").
     """
-    device = torch.device(device)
+    _check_model(model)
+    device = _as_device(device)
     _check_loader(loader, "loader")
     _check_model_device(model, device)
     was_training = model.training

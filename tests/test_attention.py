@@ -123,7 +123,8 @@ def test_from_scratch_encoder_reproduces_bert_model(tiny_bert):
 @pytest.mark.slow
 def test_real_minilm_layer_and_stack_are_reproduced():
     """The claim chapter 09 makes, on the real pretrained weights."""
-    from sftcourse.text import load_model, load_tokenizer, minilm_dir
+    from sftcourse.hub import minilm_dir
+    from sftcourse.text import load_model, load_tokenizer
 
     tok = load_tokenizer(minilm_dir())
     bert = load_model(minilm_dir(), head="base").eval()
@@ -137,3 +138,63 @@ def test_real_minilm_layer_and_stack_are_reproduced():
                                                       batch["token_type_ids"])
     assert torch.allclose(y[valid], out.hidden_states[1][valid], atol=1e-5)
     assert torch.allclose(full[valid], out.last_hidden_state[valid], atol=1e-4)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+_Q = torch.randn(2, 3, 4)
+
+
+def _enc():
+    torch.manual_seed(0)
+    return BertEncoderFromScratch(vocab_size=10, max_positions=5, type_vocab_size=2, d_model=8, num_heads=2,
+                                  d_ff=12, num_layers=1).eval()
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    # the silent case: an additive mask (0 keep, -inf drop) was inverted by .bool()
+    (lambda: scaled_dot_product_attention(_Q, _Q, _Q, torch.tensor([0.0, 0.0, float("-inf")])), ValueError,
+     r"mask must hold 1 \(attend\) and 0 \(padding\).*additive mask.*\(mask == 0\)"),
+    (lambda: extended_padding_mask(torch.tensor([[0.0, -10000.0]])), ValueError, r"attention_mask must hold 1 \(attend\)"),
+    (lambda: MultiHeadSelfAttention(4, 2)(torch.randn(1, 2, 4), torch.tensor([[1, 2]])), ValueError, r"attention_mask must hold 1"),
+    # wrong types, dtypes and shapes
+    (lambda: scaled_dot_product_attention(_Q.numpy(), _Q, _Q), TypeError, r"q must be a torch tensor, got ndarray"),
+    (lambda: scaled_dot_product_attention(_Q, _Q.long(), _Q), TypeError, r"k must be a floating-point tensor, got dtype torch\.int64"),
+    (lambda: scaled_dot_product_attention(_Q, _Q, _Q.double()), TypeError, r"q, k, v must share one dtype"),
+    (lambda: scaled_dot_product_attention(_Q, torch.randn(3, 3, 4), torch.randn(3, 3, 4)), ValueError, r"leading \(batch, head\) dims.*do not broadcast"),
+    (lambda: scaled_dot_product_attention(_Q, torch.randn(2, 0, 4), torch.randn(2, 0, 4)), ValueError, r"k has no positions"),
+    (lambda: scaled_dot_product_attention(_Q, _Q, _Q, [1, 1, 1]), TypeError, r"mask must be a torch tensor, got list"),
+    (lambda: extended_padding_mask([[1, 0]]), TypeError, r"attention_mask must be a torch tensor"),
+    (lambda: extended_padding_mask(torch.ones(2, 3, 4)), ValueError, r"attention_mask must be \(B, T\)"),
+    (lambda: MultiHeadSelfAttention(8, 0), ValueError, r"num_heads must be an int >= 1, got 0"),
+    (lambda: MultiHeadSelfAttention(8.0, 2), TypeError, r"d_model must be an int >= 1, got 8\.0"),
+    (lambda: MultiHeadSelfAttention(4, 2)(torch.randn(1, 2, 4), torch.ones(1, 3)), ValueError, r"attention_mask must be \(B, T\) = \(1, 2\)"),
+    (lambda: MultiHeadSelfAttention(4, 2)(torch.ones(1, 2, 4, dtype=torch.long)), TypeError, r"x must be a floating-point tensor"),
+    (lambda: EncoderLayer(8, 2, 0), ValueError, r"d_ff must be an int >= 1, got 0"),
+    (lambda: EncoderLayer(8, 2, 16, eps=float("nan")), ValueError, r"eps must be a finite number > 0, got nan"),
+    (lambda: EncoderLayer.from_config(None), TypeError, r"config must be a BertConfig.*got NoneType"),
+    (lambda: EncoderLayer(8, 2, 16).load_bert_layer(torch.nn.Linear(8, 8)), TypeError, r"layer must be a Hugging Face BertLayer"),
+    (lambda: BertEncoderFromScratch.from_bert(torch.nn.Linear(2, 2)), TypeError, r"bert must be a Hugging Face BertModel"),
+    (lambda: BertEncoderFromScratch(0, 5, 2, 8, 2, 12, 1), ValueError, r"vocab_size must be an int >= 1, got 0"),
+    (lambda: BertEncoderFromScratch(10, 5, 2, 8, 2, 12, 0), ValueError, r"num_layers must be an int >= 1, got 0"),
+    (lambda: _enc()(torch.tensor([[1, 10]])), ValueError, r"input_ids lie in \[1, 10\] but the embedding table has 10 rows"),
+    (lambda: _enc()(torch.tensor([[1, -1]])), ValueError, r"input_ids lie in \[-1, 1\]"),
+    (lambda: _enc()(torch.tensor([[1.0, 2.0]])), TypeError, r"input_ids must be integer token ids.*\.long\(\)"),
+    (lambda: _enc()(torch.tensor([1, 2])), ValueError, r"input_ids must be a non-empty \(B, T\) tensor, got shape \(2,\)"),
+    (lambda: _enc()(torch.ones(1, 6, dtype=torch.long)), ValueError, r"6 positions but the model has 5 position embeddings"),
+    (lambda: _enc()(torch.ones(1, 3, dtype=torch.long), None, torch.full((1, 3), 2)), ValueError, r"token_type_ids lie in \[2, 2\].*2 rows"),
+    (lambda: _enc()(torch.ones(1, 3, dtype=torch.long), None, torch.zeros(1, 2, dtype=torch.long)), ValueError, r"token_type_ids must have input_ids' shape \(1, 3\)"),
+    (lambda: _enc()(torch.ones(1, 3, dtype=torch.long), torch.ones(1, 4)), ValueError, r"attention_mask must be \(B, T\) = \(1, 3\)"),
+])
+def test_bad_inputs_are_named(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_bool_and_integer_masks_agree():
+    x = torch.randn(1, 3, 4)
+    m = torch.tensor([1, 1, 0])
+    out_int, _ = scaled_dot_product_attention(x, x, x, m)
+    out_bool, _ = scaled_dot_product_attention(x, x, x, m.bool())
+    out_float, _ = scaled_dot_product_attention(x, x, x, m.float())
+    assert torch.equal(out_int, out_bool) and torch.equal(out_int, out_float)

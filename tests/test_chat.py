@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from sftcourse import chat
+from sftcourse import chat, hub
 from sftcourse.chat import (
     IGNORE_INDEX,
     ChatCollator,
@@ -23,6 +23,8 @@ from sftcourse.chat import (
     record_to_messages,
     write_instructions,
 )
+from sftcourse.hub import OfflineError
+from sftcourse.runtime import cache_dir
 
 CHAT = [{"role": "user", "content": "Write May 3, 2001 in ISO form."}, {"role": "assistant", "content": "2001-05-03"}]
 
@@ -32,7 +34,7 @@ def tokenizer():
     """SmolLM2's real tokenizer when its cached copy exists (fast), else a byte-level BPE with ChatML tokens."""
     from transformers import AutoTokenizer
 
-    folder = chat.cache_dir("models") / chat.QUICK_CACHE_NAME
+    folder = cache_dir("models") / hub.SMOLLM2_CACHE_NAME
     if (folder / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(folder)
     return _small_chatml_tokenizer()
@@ -94,44 +96,26 @@ def test_load_causal_lm_from_a_local_folder(tiny, tiny_dir):
     assert torch.equal(model(ids).logits, reference(ids).logits)
 
 
-def test_offline_hub_name_fails_with_the_model_name_and_two_ways_out(monkeypatch):
+def test_offline_hub_name_fails_with_the_model_name_and_two_ways_out(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ValueError) as err:
-        load_causal_lm("sftcourse-test/no-such-chat-model", profile="full")
+    with pytest.raises(OfflineError) as err:
+        load_causal_lm("sftcourse-test/no-such-chat-model", profile="full", cache_root=tmp_path)
     msg = str(err.value)
-    assert "sftcourse-test/no-such-chat-model" in msg and "internet" in msg and "save_pretrained" in msg
+    assert "causal LM 'sftcourse-test/no-such-chat-model'" in msg and "internet" in msg and "save_pretrained" in msg
 
 
-def test_bad_folders_are_named():
+def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_causal_lm("./no/such/folder", profile="quick")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="config.json"):
+        load_causal_lm(tmp_path / "empty", profile="quick")
+    with pytest.raises(ValueError, match="profile must be one of"):
+        load_causal_lm(tmp_path, profile="Quick")
 
 
-def test_smollm2_tokenizer_reads_the_gguf_file_without_a_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SFTCOURSE_CACHE", str(tmp_path))
-    tok = chat.smollm2_tokenizer()
-    assert tok.eos_token == "<|im_end|>" and len(tok) == 49152
-    assert not list(tmp_path.rglob("*.safetensors"))
-
-
-def test_quick_profile_default_is_the_bundled_model_and_full_a_hub_name():
-    assert chat.default_model_name("quick") is None
+def test_full_profile_default_is_a_hub_name():
     assert chat.default_model_name("full") == chat.FULL_MODEL_NAME
-    assert chat.smollm2_gguf().name == chat.QUICK_GGUF_FILE
-
-
-@pytest.mark.slow
-def test_smollm2_cache_is_made_once_and_loads_as_plain_float32(tmp_path):
-    folder = chat.smollm2_dir(tmp_path / "smol")
-    assert (folder / "model.safetensors").stat().st_size > 500e6
-    config = json.loads((folder / "config.json").read_text())
-    assert "quantization_config" not in config
-    mtime = (folder / "model.safetensors").stat().st_mtime
-    assert chat.smollm2_dir(tmp_path / "smol") == folder and (folder / "model.safetensors").stat().st_mtime == mtime
-    model, tok = load_causal_lm(folder, profile="quick")
-    assert next(model.parameters()).dtype == torch.float32
-    assert sum(p.numel() for p in model.parameters()) == 134_515_008
-    assert tok.eos_token == "<|im_end|>" and tok.pad_token_id == tok.eos_token_id
 
 
 # ---------------------------------------------------------------------------

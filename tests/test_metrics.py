@@ -116,3 +116,41 @@ def test_classification_table_lists_every_class_and_macro():
     assert f"{f1:5.3f}" in lines[-1]
     with pytest.raises(ValueError, match="class_names"):
         classification_table(y_true, y_pred, 3, ["a"])
+
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    # the silent cases
+    (lambda: accuracy([-1, 0], [-1, 0]), ValueError, r"y_true has labels in \[-1, 0\]; class indices must be >= 0"),
+    (lambda: accuracy(torch.tensor([0, 1]), torch.tensor([-100, 1])), ValueError, r"y_pred has labels in \[-100, 1\].*-100"),
+    (lambda: scores_from_confusion(np.array([[1.0, np.nan], [0.0, 2.0]])), ValueError, r"whole, finite counts"),
+    (lambda: scores_from_confusion(np.array([[0.5, 0.5], [0.0, 1.0]])), ValueError, r"whole, finite counts"),
+    (lambda: classification_table([0, 1], [0, 1], 2, "ab"), TypeError, r"class_names must be a list of names, got the string 'ab'"),
+    # wrong types and shapes
+    (lambda: accuracy(None, [0]), TypeError, r"y_true must be class indices.*got None"),
+    (lambda: accuracy([0], "0"), TypeError, r"y_pred must be class indices.*got '0'"),
+    (lambda: accuracy(["cat", "dog"], [0, 1]), ValueError, r"y_true must hold integer class indices, got dtype <U3.*map them to ids"),
+    (lambda: accuracy([0, 1], [np.nan, 1.0]), ValueError, r"y_pred must hold integer class indices, got dtype float64"),
+    (lambda: accuracy(torch.zeros(2, 3), [0, 1]), ValueError, r"y_true must be 1-D.*argmax\(1\)"),
+    (lambda: accuracy([0, 1], []), ValueError, r"y_pred is empty"),
+    (lambda: accuracy(5, 5), ValueError, r"y_true must be 1-D class indices of shape \(n,\), got shape \(\)"),
+    (lambda: confusion_matrix([0, 1], [0, 1], None), TypeError, r"num_classes must be an int >= 1, got None"),
+    (lambda: confusion_matrix([0, 1], [0, 1], 2.0), TypeError, r"num_classes must be an int >= 1, got 2\.0"),
+    (lambda: confusion_matrix([0, 1], [0, 1], True), TypeError, r"num_classes must be an int >= 1, got True"),
+    (lambda: confusion_matrix([0, 2], [0, 1], 2), ValueError, r"y_true has labels in \[0, 2\] but num_classes=2"),
+    (lambda: precision_recall_f1([0, 1], [0, 1], 2, zero_division="warn"), ValueError, r"zero_division must be 0\.0, 1\.0 or float\('nan'\)"),
+    (lambda: scores_from_confusion(None), TypeError, r"cm must be a square \(C, C\) matrix of counts, got None"),
+    (lambda: scores_from_confusion([["a", "b"], ["c", "d"]]), TypeError, r"got dtype <U1"),
+    (lambda: scores_from_confusion(np.zeros((0, 0))), ValueError, r"got shape \(0, 0\)"),
+    (lambda: scores_from_confusion(np.ones(3)), ValueError, r"square \(C, C\).*shape \(3,\)"),
+    (lambda: classification_table([0, 1], [0, 1], 2, ["a", "b", "c"]), ValueError, r"class_names has 3 names but num_classes=2"),
+    (lambda: classification_table([0, 1], [0, 1], 0), ValueError, r"num_classes must be an int >= 1, got 0"),
+])
+def test_bad_arguments_are_named(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_class_names_that_are_not_strings_are_printed():
+    table = classification_table([0, 1], [0, 1], 2, [3, 7])
+    assert table.splitlines()[1].split()[0] == "3" and table.splitlines()[2].split()[0] == "7"

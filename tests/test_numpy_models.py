@@ -6,6 +6,7 @@ torch is only a test oracle here; the library itself is pure NumPy.
 from __future__ import annotations
 
 import warnings
+from decimal import Decimal, localcontext
 
 import numpy as np
 import pytest
@@ -459,9 +460,9 @@ def test_mlp_bad_input(mlp_setup):
     _, cache = nm.mlp_forward(X, params)
     with pytest.raises(ValueError, match=r"dL_dlogits must have the logits' shape \(6, 3\)"):
         nm.mlp_backward(np.zeros((6, 2)), cache, params)
-    with pytest.raises(ValueError, match="d_hidden must be a positive int"):
+    with pytest.raises(ValueError, match="d_hidden must be an int >= 1, got 0"):
         nm.init_mlp(2, 0, 2, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="rng must be a np.random.Generator"):
+    with pytest.raises(TypeError, match="rng must be a np.random.Generator"):
         nm.init_mlp(2, 3, 2, 0)
 
 
@@ -476,7 +477,192 @@ def test_gradient_descent_bad_input(kwargs, match):
 
 
 def test_gradient_descent_bad_params_and_grads():
-    with pytest.raises(ValueError, match="non-empty dict"):
+    with pytest.raises(ValueError, match="params is an empty dict"):
         nm.gradient_descent(lambda p: (0.0, p), {}, lr=0.1, num_steps=1)
     with pytest.raises(ValueError, match="returned grads"):
         nm.gradient_descent(lambda p: (0.0, {"v": np.zeros(1)}), {"w": np.zeros(1)}, lr=0.1, num_steps=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerics: losses keep full relative precision where the exact value is a normal float
+
+
+def _softplus_exact(s: float) -> Decimal:
+    """log(1 + e^s) in 400-digit decimal arithmetic: an oracle independent of NumPy's log1p."""
+    with localcontext() as ctx:
+        ctx.prec = 400
+        return (Decimal(1) + Decimal(s).exp()).ln()
+
+
+def _rel(got: float, exact: Decimal) -> float:
+    return float(abs(Decimal(got) - exact) / exact)
+
+
+_ZS = np.concatenate([-np.logspace(-3, 3, 61), [0.0], np.logspace(-3, 3, 61)])
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0])
+def test_bce_with_logits_keeps_full_relative_precision_up_to_1e3(label):
+    worst = 0.0
+    checked = 0
+    for z in _ZS:
+        exact = _softplus_exact((1 - 2 * label) * z)  # -[y log s(z) + (1-y) log(1-s(z))] for y in {0, 1}
+        if float(exact) < np.finfo(np.float64).tiny:  # not a nonzero normal float: nothing to compare
+            continue
+        got_bce = nm.bce_with_logits(np.array([label]), np.array([z]))
+        got_lr = nm.logistic_bce(np.array([[1.0]]), np.array([label]), np.array([z]), 0.0)[0]
+        worst = max(worst, _rel(got_bce, exact), _rel(got_lr, exact))
+        checked += 1
+    assert checked >= 110
+    assert worst <= 1e-12, f"relative error {worst:.2e}"
+
+
+def test_the_naive_bce_form_would_fail_that_test():
+    """The oracle can fail: log(1 + e^z) - z at y = 1, z = 40 keeps no correct digit."""
+    z = 40.0
+    naive = float(np.logaddexp(0.0, z) - z)
+    assert _rel(naive, _softplus_exact(-z)) > 0.5
+    assert _rel(nm.bce_with_logits([1.0], [z]), _softplus_exact(-z)) <= 1e-12
+
+
+def test_softmax_cross_entropy_of_a_confident_right_answer_is_accurate():
+    for d in (1.0, 40.0, 300.0, 700.0):
+        Z = np.array([[0.0, -d, -d - 1.0]])
+        loss, dL_dZ = nm.softmax_cross_entropy(Z, np.array([0]))
+        with localcontext() as ctx:
+            ctx.prec = 400
+            others = (-Decimal(d)).exp() + (-Decimal(d) - 1).exp()
+            exact = (Decimal(1) + others).ln()
+            grad_y = -others / (Decimal(1) + others)
+        assert _rel(loss, exact) <= 1e-12
+        assert _rel(-dL_dZ[0, 0], -grad_y) <= 1e-12
+        np.testing.assert_allclose(nm.logsumexp(Z), [0.0 + float(exact)], rtol=1e-15, atol=0)
+
+
+def test_logistic_mse_of_a_confident_right_answer_is_accurate():
+    for z in (1.0, 40.0, 300.0):
+        loss, dL_dw, _ = nm.logistic_mse(np.array([[1.0]]), np.array([1.0]), np.array([z]), 0.0)
+        with localcontext() as ctx:
+            ctx.prec = 400
+            q = Decimal(1) / (Decimal(1) + Decimal(z).exp())  # 1 - sigmoid(z)
+            exact_loss = q * q
+            exact_grad = -2 * q * q * (1 - q)  # 2 (p - y) p (1 - p) x, with x = 1
+        assert _rel(loss, exact_loss) <= 1e-12
+        assert _rel(-dL_dw[0], -exact_grad) <= 1e-12
+
+
+def test_logsumexp_edge_rows():
+    np.testing.assert_array_equal(nm.logsumexp(np.array([[-np.inf, -np.inf], [0.0, np.inf]])), [-np.inf, np.inf])
+    assert nm.logsumexp(np.array([1.0, 1.0])) == pytest.approx(1.0 + np.log(2.0), rel=1e-15)  # a tie
+    np.testing.assert_allclose(nm.logsumexp(np.array([[1.0, 2.0], [3.0, 0.0]]), axis=0),
+                               np.log(np.exp([1.0, 2.0]) + np.exp([3.0, 0.0])), rtol=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: every public name, a clear error that names the argument
+
+
+def _gd(grads, params=None, **kw):
+    params = {"w": np.zeros(3), "b": np.zeros(())} if params is None else params
+    return nm.gradient_descent(lambda p: (1.0, grads), params, **{"lr": 0.1, "num_steps": 2, **kw})
+
+
+_X = np.arange(6.0).reshape(3, 2)
+_Y = np.array([0.0, 1.0, 1.0])
+_W = np.zeros(2)
+_P = nm.init_mlp(2, 3, 2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    # the silent case: a gradient of the wrong shape was broadcast into the parameter
+    (lambda: _gd({"w": np.ones((3, 1)), "b": 0.0}), ValueError, r"grads\['w'\] of shape \(3, 1\) but params\['w'\] has shape \(3,\)"),
+    (lambda: _gd({"w": np.ones(1), "b": 0.0}), ValueError, r"grads\['w'\] of shape \(1,\)"),
+    (lambda: _gd({"w": np.ones(3), "b": np.ones(3)}), ValueError, r"grads\['b'\] of shape \(3,\) but params\['b'\] has shape \(\)"),
+    (lambda: nm.gradient_descent(lambda p: p, {"w": np.zeros(1)}, lr=0.1, num_steps=1), TypeError, r"must return \(loss, grads\)"),
+    (lambda: nm.gradient_descent(lambda p: (np.ones(2), p), {"w": np.zeros(1)}, lr=0.1, num_steps=1), TypeError, r"loss of shape \(2,\)"),
+    (lambda: nm.gradient_descent(None, {"w": np.zeros(1)}, lr=0.1, num_steps=1), TypeError, r"loss_and_grad must be callable"),
+    (lambda: nm.gradient_descent(lambda p: (0.0, p), [np.zeros(1)], lr=0.1, num_steps=1), TypeError, r"params must be a dict.*got list"),
+    (lambda: nm.gradient_descent(lambda p: (0.0, p), {"w": [np.nan]}, lr=0.1, num_steps=1), ValueError, r"params\['w'\] contains 1 NaN"),
+    (lambda: _gd({}, lr="0.1"), TypeError, r"lr must be a finite number > 0, got '0\.1'"),
+    (lambda: _gd({}, lr=-0.1), ValueError, r"lr must be a finite number > 0"),
+    (lambda: _gd({}, num_steps=2.5), TypeError, r"num_steps must be an int >= 0, got 2\.5"),
+    (lambda: _gd({}, tol=float("nan")), ValueError, r"tol must be a finite number > 0"),
+    (lambda: nm.GDHistory().path("w"), ValueError, r"history is empty"),
+    (lambda: _gd({"w": np.ones(3), "b": 0.0})[1].path("v"), ValueError, r"no parameter named 'v'.*\['b', 'w'\]"),
+    # data and parameters
+    (lambda: nm.linear_predict(_X, np.zeros(3), 0.0), ValueError, r"w must have shape \(2,\)"),
+    (lambda: nm.linear_predict(_X, _W, np.zeros(2)), ValueError, r"b must be a single number"),
+    (lambda: nm.linear_predict(_X, _W, None), TypeError, r"b must be a single number \(the bias\), got None"),
+    (lambda: nm.linear_predict(_X, _W, np.inf), ValueError, r"b is inf"),
+    (lambda: nm.linear_predict(_X[:, 0], _W, 0.0), ValueError, r"X must be 2-D, got shape \(3,\)"),
+    (lambda: nm.mse_loss(_X, _Y[:2], _W, 0.0), ValueError, r"y must have shape \(3,\)"),
+    (lambda: nm.linear_mse(np.zeros((0, 2)), np.zeros(0), _W, 0.0), ValueError, r"X is empty"),
+    (lambda: nm.linear_mse(_X, [1.0, np.nan, 0.0], _W, 0.0), ValueError, r"y contains 1 NaN"),
+    (lambda: nm.least_squares(_X, None), ValueError, r"y must be 1-D"),
+    (lambda: nm.least_squares(np.ones((3, 2)), _Y), ValueError, r"centred rank 0 < d=2"),
+    (lambda: nm.mse_hessian([[1.0, "a"]]), ValueError, r"X must be numeric"),
+    (lambda: nm.max_stable_lr(np.zeros((2, 0))), ValueError, r"X has no features"),
+    (lambda: nm.standardize(_X, mean=np.zeros(2)), ValueError, r"pass both mean and std"),
+    (lambda: nm.standardize(_X, mean=np.zeros(2), std=np.zeros(2)), ValueError, r"std must be positive"),
+    (lambda: nm.standardize(_X, mean=np.zeros(3), std=np.ones(3)), ValueError, r"mean must have shape \(2,\)"),
+    (lambda: nm.sigmoid(None), TypeError, r"z must be a number or an array of numbers, got None"),
+    (lambda: nm.sigmoid("a"), TypeError, r"z must be a number or an array of numbers, got str"),
+    (lambda: nm.sigmoid([0.0, np.nan]), ValueError, r"z contains NaN"),
+    (lambda: nm.log_sigmoid(None), TypeError, r"z must be a number"),
+    (lambda: nm.binary_cross_entropy(_Y, [0.5, 1.0, 0.5]), ValueError, r"p must lie strictly between 0 and 1"),
+    (lambda: nm.binary_cross_entropy([0, 2, 1], [0.5, 0.5, 0.5]), ValueError, r"y must contain only 0 and 1"),
+    (lambda: nm.binary_cross_entropy(_Y, [0.5, 0.5]), ValueError, r"y must have shape \(2,\)"),
+    (lambda: nm.bce_with_logits(_Y, [0.0, np.inf, 0.0]), ValueError, r"z contains 1 NaN or infinite"),
+    (lambda: nm.bce_with_logits([0.5, 1.0, 0.0], np.zeros(3)), ValueError, r"only 0 and 1"),
+    (lambda: nm.bce_with_logits(_Y, np.zeros((3, 1))), ValueError, r"z must be 1-D, got shape \(3, 1\)"),
+    (lambda: nm.logistic_predict_proba(_X, np.zeros(3), 0.0), ValueError, r"w must have shape \(2,\)"),
+    (lambda: nm.logistic_bce(_X, [0.0, 1.0, -1.0], _W, 0.0), ValueError, r"only 0 and 1"),
+    (lambda: nm.logistic_mse(_X, _Y[:1], _W, 0.0), ValueError, r"y must have shape \(3,\)"),
+    (lambda: nm.logsumexp(np.zeros((2, 0))), ValueError, r"Z has no entries along axis -1"),
+    (lambda: nm.logsumexp(np.zeros(2), axis=1), ValueError, r"axis must be an int in \[-1, 0\]"),
+    (lambda: nm.logsumexp(3.0), ValueError, r"Z is a single number"),
+    (lambda: nm.log_softmax([[0.0, np.nan]]), ValueError, r"Z contains NaN"),
+    (lambda: nm.softmax(None), TypeError, r"Z must be a number or an array"),
+    (lambda: nm.one_hot([0, 1], 1.5), TypeError, r"num_classes must be an int >= 1, got 1\.5"),
+    (lambda: nm.one_hot([0, 2], 2), ValueError, r"labels in \[0, 2\] but num_classes=2"),
+    (lambda: nm.one_hot([[0, 1]], 2), ValueError, r"1-D class indices.*argmax"),
+    (lambda: nm.softmax_cross_entropy(np.zeros((2, 3)), [0, 3]), ValueError, r"labels in \[0, 3\] but num_classes=3"),
+    (lambda: nm.softmax_cross_entropy(np.zeros((2, 3)), [0, -1]), ValueError, r"labels in \[-1, 0\]"),
+    (lambda: nm.softmax_cross_entropy(np.zeros((2, 3)), [0.5, 1]), ValueError, r"integer class indices"),
+    (lambda: nm.softmax_cross_entropy(np.zeros(3), [0]), ValueError, r"Z must be 2-D"),
+    (lambda: nm.softmax_regression(_X, [0, 1, 1], np.zeros((3, 2)), np.zeros(2)), ValueError, r"W must have shape \(2, k\)"),
+    (lambda: nm.softmax_regression(_X, [0, 1, 1], np.zeros((2, 2)), np.zeros(3)), ValueError, r"b must have shape \(2,\)"),
+    # the MLP
+    (lambda: nm.init_mlp(True, 3, 2, np.random.default_rng(0)), TypeError, r"d_in must be an int >= 1, got True"),
+    (lambda: nm.init_mlp(2, 3, 2, None), TypeError, r"rng must be a np\.random\.Generator, got NoneType"),
+    (lambda: nm.dropout_mask((2, 3), float("nan"), np.random.default_rng(0)), ValueError, r"p must be a finite number in \[0, 1\)"),
+    (lambda: nm.dropout_mask((2, 3), "0.5", np.random.default_rng(0)), TypeError, r"p must be a finite number"),
+    (lambda: nm.dropout_mask((2, -3), 0.5, np.random.default_rng(0)), TypeError, r"shape must be a tuple of ints"),
+    (lambda: nm.dropout_mask((2, 3), 0.5, 0), TypeError, r"rng must be a np\.random\.Generator"),
+    (lambda: nm.mlp_forward(_X, _P, dropout=float("nan"), rng=np.random.default_rng(0)), ValueError, r"dropout must be a finite number in \[0, 1\)"),
+    (lambda: nm.mlp_forward(_X, _P, dropout=0.5, mask=np.ones((3, 3))), ValueError, r"either mask= or dropout=0\.5"),
+    (lambda: nm.mlp_forward(_X, _P, dropout=0.5, rng=1), TypeError, r"rng must be a np\.random\.Generator"),
+    (lambda: nm.mlp_forward(_X, None), TypeError, r"params must be a dict with keys"),
+    (lambda: nm.mlp_forward(_X, dict(_P, b1=np.zeros(2))), ValueError, r"params\['b1'\] must have shape \(3,\)"),
+    (lambda: nm.mlp_backward(np.zeros((3, 2)), {"X": _X}, _P), ValueError, r"cache must be the dict that mlp_forward returned"),
+    (lambda: nm.mlp_backward(np.zeros((3, 2)), None, _P), ValueError, r"cache must be the dict.*got NoneType"),
+    (lambda: nm.mlp_backward(np.full((3, 2), np.nan), nm.mlp_forward(_X, _P)[1], _P), ValueError, r"dL_dlogits contains 6 NaN"),
+    (lambda: nm.mlp_backward(np.zeros((3, 2)), nm.mlp_forward(_X, _P)[1], _P, l2=float("nan")), ValueError, r"l2 must be a finite number >= 0, got nan"),
+    (lambda: nm.l2_penalty({"W1": np.zeros(2)}, 0.1), ValueError, r"params lacks \['b1', 'W2', 'b2'\]"),
+    (lambda: nm.l2_penalty(_P, -0.1), ValueError, r"l2 must be a finite number >= 0"),
+    (lambda: nm.mlp_loss_and_grads(_X, [0, 1, 2], _P), ValueError, r"labels in \[0, 2\] but num_classes=2"),
+    (lambda: nm.mlp_loss_and_grads(_X, [0, 1], _P), ValueError, r"y must have shape \(3,\)"),
+    (lambda: nm.mlp_predict(_X[:, :1], _P), ValueError, r"params\['W1'\] must have shape \(1, h\)"),
+])
+def test_bad_input_is_named(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_gradient_descent_with_a_wrongly_shaped_gradient_would_have_run_silently():
+    """Before the check, lr * g broadcast a (3, 1) gradient into a (3, 3) 'parameter'; now it is refused first."""
+    w = np.zeros(3)
+    g = np.ones((3, 1))
+    assert (w - 0.1 * g).shape == (3, 3)  # what NumPy alone does without a word
+    with pytest.raises(ValueError, match="a gradient has the shape of its parameter"):
+        nm.gradient_descent(lambda p: (float(np.sum(p["w"] ** 2)), {"w": g}), {"w": w}, lr=0.1, num_steps=1)

@@ -151,17 +151,57 @@ def test_they_drive_fit_with_a_schedule():
     assert h["lr"][-1] == pytest.approx(0.05 * optim.linear_warmup_cosine_decay(15, warmup_steps=2, total_steps=16))
 
 
-@pytest.mark.parametrize("bad", [dict(lr=-1.0), dict(lr=float("nan")), dict(lr=0.1, momentum=1.0),
-                                 dict(lr=0.1, nesterov=True), dict(lr=0.1, weight_decay=-1)])
-def test_sgd_rejects_bad_hyperparameters(bad):
-    with pytest.raises(ValueError):
-        optim.SGD([nn.Parameter(torch.ones(1))], **bad)
+def _p():
+    return [nn.Parameter(torch.ones(1))]
 
 
-@pytest.mark.parametrize("bad", [dict(betas=(1.0, 0.9)), dict(eps=0.0), dict(weight_decay=-0.1)])
-def test_adam_rejects_bad_hyperparameters(bad):
-    with pytest.raises(ValueError):
-        optim.Adam([nn.Parameter(torch.ones(1))], **bad)
+@pytest.mark.parametrize("make, exc, message", [
+    # the silent cases: NaN or negative hyperparameters used to be accepted
+    (lambda: optim.SGD(_p(), lr=0.1, weight_decay=float("nan")), ValueError, r"weight_decay must be a finite number >= 0, got nan"),
+    (lambda: optim.Adam(_p(), weight_decay=float("nan")), ValueError, r"weight_decay must be a finite number >= 0, got nan"),
+    (lambda: optim.AdamW(_p(), weight_decay=float("nan")), ValueError, r"weight_decay must be a finite number >= 0, got nan"),
+    (lambda: optim.Adam(_p(), eps=float("nan")), ValueError, r"eps must be a finite number > 0, got nan"),
+    (lambda: optim.AdamW(_p(), eps=-1e-8), ValueError, r"eps must be a finite number > 0"),
+    (lambda: optim.Adam(_p(), eps=float("inf")), ValueError, r"eps must be a finite number > 0, got inf"),
+    (lambda: optim.AdamW(_p(), lr=float("nan")), ValueError, r"lr must be a finite number >= 0, got nan"),
+    (lambda: optim.Adam(_p(), lr=-1e-3), ValueError, r"lr must be a finite number >= 0, got -0\.001"),
+    (lambda: optim.SGD(_p(), lr=-1.0), ValueError, r"lr must be a finite number >= 0"),
+    (lambda: optim.SGD(_p(), lr=float("inf")), ValueError, r"lr must be a finite number >= 0, got inf"),
+    (lambda: optim.SGD(_p(), lr=0.1, weight_decay=-1), ValueError, r"weight_decay must be a finite number >= 0, got -1"),
+    (lambda: optim.Adam(_p(), weight_decay=-0.1), ValueError, r"weight_decay must be a finite number >= 0"),
+    # hyperparameters of a param group are checked as strictly as the defaults
+    (lambda: optim.SGD([{"params": _p(), "lr": -0.1}], lr=0.1), ValueError, r"lr must be a finite number >= 0, got -0\.1"),
+    (lambda: optim.AdamW([{"params": _p()}, {"params": _p(), "weight_decay": float("nan")}]), ValueError, r"weight_decay.*got nan"),
+    (lambda: optim.Adam([{"params": _p(), "betas": (0.9, 1.0)}]), ValueError, r"betas\[1\] must be a finite number in \[0, 1\)"),
+    (lambda: optim.SGD(_p(), lr=0.1).add_param_group({"params": _p(), "momentum": 2.0}), ValueError, r"momentum must be a finite number in \[0, 1\)"),
+    # wrong types and values
+    (lambda: optim.SGD(_p(), lr="0.1"), TypeError, r"lr must be a finite number >= 0, got '0\.1' \(str\)"),
+    (lambda: optim.SGD(_p(), lr=None), TypeError, r"lr must be a finite number >= 0, got None"),
+    (lambda: optim.SGD(_p(), lr=0.1, momentum=1.0), ValueError, r"momentum must be a finite number in \[0, 1\), got 1"),
+    (lambda: optim.SGD(_p(), lr=0.1, momentum=float("nan")), ValueError, r"momentum.*got nan"),
+    (lambda: optim.SGD(_p(), lr=0.1, nesterov=True), ValueError, r"nesterov=True needs momentum > 0"),
+    (lambda: optim.SGD(_p(), lr=0.1, momentum=0.9, nesterov="yes"), TypeError, r"nesterov must be True or False"),
+    (lambda: optim.Adam(_p(), betas=(1.0, 0.9)), ValueError, r"betas\[0\] must be a finite number in \[0, 1\), got 1"),
+    (lambda: optim.Adam(_p(), betas=0.9), TypeError, r"betas must be a pair \(beta1, beta2\)"),
+    (lambda: optim.Adam(_p(), betas=(0.9, 0.99, 0.999)), TypeError, r"betas must be a pair"),
+    (lambda: optim.Adam(_p(), betas=(0.9, float("nan"))), ValueError, r"betas\[1\].*got nan"),
+    (lambda: optim.Adam(_p(), eps=0.0), ValueError, r"eps must be a finite number > 0, got 0"),
+    (lambda: optim.Adam(_p(), decoupled=1), TypeError, r"decoupled must be True or False"),
+    (lambda: optim.SGD([], lr=0.1), ValueError, r"params is empty.*model\.parameters\(\)"),
+    (lambda: optim.Adam(nn.Linear(2, 2).weight), TypeError, r"params must be an iterable.*got Parameter"),
+    (lambda: optim.AdamW(None), TypeError, r"params must be an iterable.*got NoneType"),
+    (lambda: optim.SGD(3, lr=0.1), TypeError, r"params must be an iterable.*got int"),
+])
+def test_optimisers_reject_bad_arguments_by_name(make, exc, message):
+    with pytest.raises(exc, match=message):
+        make()
+
+
+def test_a_rejected_param_group_is_not_kept():
+    opt = optim.SGD(_p(), lr=0.1)
+    with pytest.raises(ValueError, match="lr must be"):
+        opt.add_param_group({"params": _p(), "lr": float("nan")})
+    assert len(opt.param_groups) == 1
 
 
 # --- schedules --------------------------------------------------------------------------------
@@ -201,10 +241,31 @@ def test_schedule_shape_by_closed_form():
     assert math.isclose(f(6, warmup_steps=4, total_steps=12), 0.5 * (1 + math.cos(math.pi / 4)))
 
 
-@pytest.mark.parametrize("warmup, total", [(-1, 10), (11, 10), (0, 0), (2.5, 10)])
-def test_schedules_reject_bad_lengths(warmup, total):
-    with pytest.raises(ValueError):
-        optim.linear_warmup_linear_decay(0, warmup_steps=warmup, total_steps=total)
-    with pytest.raises(ValueError, match="decay must be"):
-        optim.warmup_schedule(torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=1), warmup_steps=0,
-                              total_steps=5, decay="step")
+@pytest.mark.parametrize("call, exc, message", [
+    (lambda f: f(0, warmup_steps=-1, total_steps=10), ValueError, r"warmup_steps must be an int >= 0, got -1"),
+    (lambda f: f(0, warmup_steps=11, total_steps=10), ValueError, r"warmup_steps must be in \[0, total_steps=10\], got 11"),
+    (lambda f: f(0, warmup_steps=0, total_steps=0), ValueError, r"total_steps must be an int >= 1, got 0"),
+    (lambda f: f(0, warmup_steps=2.5, total_steps=10), TypeError, r"warmup_steps must be an int >= 0, got 2\.5"),
+    (lambda f: f(0, warmup_steps=0, total_steps=None), TypeError, r"total_steps must be an int >= 1, got None"),
+    (lambda f: f(-1, warmup_steps=2, total_steps=10), ValueError, r"step must be an int >= 0, got -1"),
+    (lambda f: f(float("nan"), warmup_steps=2, total_steps=10), TypeError, r"step must be an int >= 0, got nan"),
+])
+@pytest.mark.parametrize("fn", [optim.linear_warmup_linear_decay, optim.linear_warmup_cosine_decay])
+def test_schedules_reject_bad_lengths(fn, call, exc, message):
+    with pytest.raises(exc, match=message):
+        call(fn)
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    (lambda: optim.warmup_schedule(torch.optim.SGD(_p(), lr=1), warmup_steps=0, total_steps=5, decay="step"),
+     ValueError, r"decay must be one of \['cosine', 'linear'\], got 'step'"),
+    (lambda: optim.warmup_schedule(None, warmup_steps=0, total_steps=5), TypeError,
+     r"optimizer must be a torch\.optim\.Optimizer, got NoneType"),
+    (lambda: optim.warmup_schedule(torch.optim.SGD(_p(), lr=1), warmup_steps=6, total_steps=5), ValueError,
+     r"warmup_steps must be in \[0, total_steps=5\]"),
+    (lambda: optim.linear_warmup_cosine_decay(1, warmup_steps=0, total_steps=5, num_cycles=float("nan")),
+     ValueError, r"num_cycles must be a finite number > 0, got nan"),
+])
+def test_warmup_schedule_rejects_bad_arguments(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()

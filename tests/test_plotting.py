@@ -221,3 +221,67 @@ def test_helpers_never_save_or_show(monkeypatch):
     plot_image_grid(np.zeros((2, 3, 3)))
     plot_loss_surface(lambda w, b: w**2 + b**2 + 1, (-1, 1), (-1, 1), resolution=5)
     assert calls == []
+
+
+# --- bad input: every helper names the argument --------------------------------------------------
+
+_XB = np.array([[-1.0, -1.0], [-1.5, -0.5], [1.0, 1.0], [1.2, 0.4]])
+_YB = np.array([0, 0, 1, 1])
+
+
+def _quad(w, b):
+    return w**2 + b**2
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    # silent before: a NaN prediction was drawn as class 0, fractional y picked wrong colours,
+    # a string of class names or titles was split into letters
+    (lambda: plot_decision_boundary(lambda G: np.full(len(G), np.nan), _XB, _YB, resolution=5), ValueError,
+     r"predict returned NaN or infinite values"),
+    (lambda: plot_decision_boundary(lambda G: G[:, 0] > 0, _XB, np.array([0.0, 0.5, 1.0, 1.0]), resolution=5),
+     ValueError, r"y must hold integer class indices.*0\.5"),
+    (lambda: plot_confusion_matrix(np.eye(2), class_names="ab"), TypeError, r"class_names must be a list of 2 strings, got the string 'ab'"),
+    (lambda: plot_image_grid(np.zeros((2, 4, 4)), titles="ab"), TypeError, r"titles must be a list of 2 strings, got the string"),
+    # deep before
+    (lambda: plot_decision_boundary(None, _XB, _YB), TypeError, r"predict must be callable, got None"),
+    (lambda: plot_decision_boundary(lambda G: G[:, 0] > 0, _XB, _YB, resolution=2.5), TypeError, r"resolution must be an int >= 2, got 2\.5"),
+    (lambda: plot_decision_boundary(lambda G: G[:, 0] > 0, _XB, _YB, resolution=1), ValueError, r"resolution must be an int >= 2, got 1"),
+    (lambda: plot_decision_boundary(lambda G: G[:, 0] > 0, _XB, _YB, margin=float("nan")), ValueError, r"margin must be a finite number >= 0, got nan"),
+    (lambda: plot_decision_boundary(lambda G: 0, _XB, _YB, resolution=5), ValueError, r"predict returned shape \(\)"),
+    (lambda: plot_decision_boundary(lambda G: np.array(["a"] * len(G)), _XB, _YB, resolution=5), TypeError, r"predict returned dtype <U1"),
+    (lambda: plot_decision_boundary(lambda G: G[:, 0] > 0, _XB, np.array(["a", "a", "b", "b"])), ValueError, r"y must hold integer class indices, got dtype <U1"),
+    (lambda: plot_decision_boundary(lambda G: G[:, 0] > 0, _XB, _YB, ax=np.array([1, 2]), resolution=5), TypeError, r"ax must be a matplotlib Axes or None.*ax=axes\[0\]"),
+    (lambda: plot_history({"loss": [1.0]}, ax="left"), TypeError, r"ax must be a matplotlib Axes or None, got str"),
+    (lambda: plot_history(None), ValueError, r"history must be a non-empty mapping"),
+    (lambda: plot_history({"loss": ["a", "b"]}), TypeError, r"history\['loss'\] must be a list of numbers"),
+    (lambda: plot_history({"loss": [1.0]}, keys=3), TypeError, r"keys must be a key or a list of keys"),
+    (lambda: plot_confusion_matrix(None), ValueError, r"cm must be 2-D"),
+    (lambda: plot_confusion_matrix(np.array([[1.0, np.nan], [0.0, 1.0]])), ValueError, r"cm contains 1 NaN"),
+    (lambda: plot_confusion_matrix(np.eye(2), class_names=3), TypeError, r"class_names must be a list of 2 strings, got int"),
+    (lambda: plot_image_grid(np.zeros((2, 4, 4)), ncols=0), ValueError, r"ncols must be an int >= 1, got 0"),
+    (lambda: plot_image_grid(np.zeros((2, 4, 4)), ncols=2.0), TypeError, r"ncols must be an int >= 1, got 2\.0"),
+    (lambda: plot_image_grid(np.zeros((2, 4, 4)), cmap="gray_r_x"), ValueError, r"cmap='gray_r_x' is not a matplotlib colormap"),
+    (lambda: plot_image_grid(np.zeros((0, 4, 4))), ValueError, r"with n >= 1, got \(0, 4, 4\)"),
+    (lambda: plot_image_grid(np.array([[["a"]]])), TypeError, r"images must be numeric, got dtype <U1"),
+    (lambda: plot_loss_surface(None, (-1, 1), (-1, 1)), TypeError, r"loss_fn must be callable, got None"),
+    (lambda: plot_loss_surface(lambda w, b: np.log(w), (-1, 1), (-1, 1), resolution=5), ValueError,
+     r"loss_fn returned nan at \(w, b\) = \(-1, -1\); narrow w_range"),
+    (lambda: plot_loss_surface(_quad, (-1, 1), (-1, 1), resolution=3.0), TypeError, r"resolution must be an int >= 2"),
+    (lambda: plot_loss_surface(_quad, (-1, 1), (-1, 1), levels=1), ValueError, r"levels must be an int >= 2, got 1"),
+    (lambda: plot_loss_surface(_quad, ("a", "b"), (-1, 1)), TypeError, r"w_range must be a pair of numbers"),
+    (lambda: plot_loss_surface(_quad, (-1, 1), (-1, 1, 2)), ValueError, r"b_range must be \(low, high\)"),
+    (lambda: plot_loss_surface(_quad, (-1, 1), (-1, np.nan)), ValueError, r"b_range must be \(low, high\)"),
+    (lambda: plot_loss_surface(_quad, (-1, 1), (-1, 1), resolution=5, labels="wb"), TypeError, r"labels must be a pair of axis labels"),
+    (lambda: plot_loss_surface(_quad, (-1, 1), (-1, 1), resolution=5, trajectory=np.zeros((0, 2))), ValueError, r"trajectory must have shape \(T, 2\)"),
+])
+def test_bad_arguments_are_named(call, exc, message):
+    with np.errstate(invalid="ignore", divide="ignore"), pytest.raises(exc, match=message):
+        call()
+    plt.close("all")
+
+
+def test_integer_valued_float_and_bool_labels_are_accepted():
+    ax = plot_decision_boundary(lambda G: G[:, 0] > 0, _XB, _YB.astype(float), resolution=5)
+    assert sorted(c.get_label() for c in ax.collections if c.get_label().startswith("class")) == ["class 0", "class 1"]
+    plot_decision_boundary(lambda G: G[:, 0] > 0, _XB, _YB.astype(bool), resolution=5)
+    plt.close("all")

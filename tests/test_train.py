@@ -19,6 +19,8 @@ from sftcourse.train import (
     forward_logits,
     load_checkpoint,
     predict,
+    save_checkpoint,
+    train_epoch,
     unpack_batch,
 )
 
@@ -386,7 +388,7 @@ def test_fit_reports_label_errors_not_a_torch_traceback():
 
 
 def test_bad_arguments_are_rejected():
-    with pytest.raises(ValueError, match="num_epochs"):
+    with pytest.raises(ValueError, match="num_epochs must be an int >= 1, got 0"):
         _fit(num_epochs=0)
     with pytest.raises(ValueError, match="grad_accum_steps"):
         _fit(grad_accum_steps=0)
@@ -424,3 +426,137 @@ def test_history_is_a_dict_of_lists():
     h.append(train_loss=0.5, lr=0.1)
     assert dict(h) == {"train_loss": [1.0, 0.5], "lr": [0.1, 0.1]}
     assert copy.deepcopy(h) == h
+
+
+# --- bad input: every argument checked before any work ---------------------------------------
+
+
+def _epoch(**kw):
+    X, y = _data(16)
+    model = kw.pop("model", None) or _mlp()
+    loader = kw.pop("train_loader", _loader(X, y, 4))
+    args = dict(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=nn.CrossEntropyLoss(), device=CPU)
+    args.update(kw)
+    return train_epoch(model, loader, **args)
+
+
+def _eval(**kw):
+    X, y = _data(8)
+    args = dict(loss_fn=nn.CrossEntropyLoss(), device=CPU)
+    args.update(kw)
+    return evaluate(args.pop("model", _mlp()), _loader(X, y, 4), **args)
+
+
+class _NoStep:
+    pass
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    # the silent cases
+    (lambda: _epoch(grad_accum_steps=0), ValueError, r"grad_accum_steps must be an int >= 1, got 0"),
+    (lambda: _epoch(grad_accum_steps=-1), ValueError, r"grad_accum_steps must be an int >= 1, got -1"),
+    (lambda: _epoch(max_grad_norm=0), ValueError, r"max_grad_norm must be a number > 0 or None, got 0; 0 would zero"),
+    (lambda: _fit(grad_accum_steps=-1), ValueError, r"grad_accum_steps must be an int >= 1, got -1"),
+    (lambda: _fit(max_grad_norm=0), ValueError, r"max_grad_norm must be a number > 0 or None, got 0"),
+    (lambda: _fit(loss_fn=nn.CrossEntropyLoss), TypeError, r"loss_fn is the class CrossEntropyLoss, not a loss: .*loss_fn=CrossEntropyLoss\(\)"),
+    (lambda: _epoch(loss_fn=nn.CrossEntropyLoss), TypeError, r"loss_fn is the class CrossEntropyLoss"),
+    (lambda: _eval(loss_fn=nn.MSELoss), TypeError, r"loss_fn is the class MSELoss.*MSELoss\(\)"),
+    (lambda: check_logits_labels(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), nn.CrossEntropyLoss),
+     TypeError, r"loss_fn is the class CrossEntropyLoss"),
+    # other arguments of the loop
+    (lambda: _epoch(grad_accum_steps=2.0), TypeError, r"grad_accum_steps must be an int >= 1, got 2\.0"),
+    (lambda: _epoch(max_grad_norm=float("nan")), ValueError, r"max_grad_norm must be a number > 0 or None, got nan"),
+    (lambda: _epoch(max_grad_norm=-1.0), ValueError, r"max_grad_norm must be a number > 0"),
+    (lambda: _epoch(max_grad_norm="1"), ValueError, r"max_grad_norm must be a number > 0 or None, got '1'"),
+    (lambda: _epoch(loss_fn=None), TypeError, r"loss_fn must be callable, got None"),
+    (lambda: _epoch(optimizer=None), TypeError, r"optimizer must be a torch\.optim\.Optimizer, got NoneType"),
+    (lambda: _epoch(optimizer=torch.optim.SGD), TypeError, r"optimizer must be a torch\.optim\.Optimizer, got type"),
+    (lambda: _epoch(scheduler=_NoStep()), TypeError, r"scheduler must have a step\(\) method.*_NoStep"),
+    (lambda: _epoch(device="gpu0"), ValueError, r"device='gpu0' is not a device torch knows"),
+    (lambda: _epoch(device=0.5), TypeError, r"device must be a torch\.device or a string.*got float"),
+    (lambda: _epoch(train_loader=None), ValueError, r"train_loader is None"),
+    (lambda: _epoch(amp="bf16"), ValueError, r"amp must be True, False, torch\.bfloat16 or torch\.float16"),
+    (lambda: train_epoch(None, [], optimizer=torch.optim.SGD(_mlp().parameters(), lr=0.1), loss_fn=nn.CrossEntropyLoss(),
+                         device=CPU), TypeError, r"model must be a torch\.nn\.Module, got NoneType"),
+    (lambda: fit(nn.Linear, [], optimizer=torch.optim.SGD(_mlp().parameters(), lr=0.1), loss_fn=nn.CrossEntropyLoss(),
+                 device=CPU, num_epochs=1), TypeError, r"model must be a torch\.nn\.Module, got type; pass an instance"),
+    (lambda: _fit(num_epochs=1.5), TypeError, r"num_epochs must be an int >= 1, got 1\.5"),
+    (lambda: _fit(num_epochs=True), TypeError, r"num_epochs must be an int >= 1, got True"),
+    (lambda: _fit(metrics="accuracy"), TypeError, r"metrics must be a tuple of names such as \('accuracy',\)"),
+    (lambda: _fit(early_stopping=3), TypeError, r"early_stopping must be an EarlyStopping or None, got int"),
+    (lambda: _fit(checkpoint_path=3), TypeError, r"checkpoint_path must be a path"),
+    (lambda: _fit(device="cuda:x"), ValueError, r"device='cuda:x' is not a device"),
+    (lambda: _eval(metrics=("auc",)), ValueError, r"unknown metric\(s\) \['auc'\]"),
+    (lambda: _eval(metrics="macro_f1"), TypeError, r"metrics must be a tuple"),
+    (lambda: _eval(model=None), TypeError, r"model must be a torch\.nn\.Module"),
+    (lambda: _eval(device=None), TypeError, r"device must be a torch\.device or a string.*get_device"),
+    (lambda: predict(None, [torch.zeros(2, 3)], device=CPU), TypeError, r"model must be a torch\.nn\.Module"),
+    (lambda: predict(_mlp(), None, device=CPU), ValueError, r"loader is None"),
+    (lambda: predict(_mlp(), [], device=CPU), ValueError, r"loader is empty"),
+    (lambda: unpack_batch((torch.zeros(1), torch.zeros(1)), "tpu9"), ValueError, r"device='tpu9' is not a device"),
+    (lambda: unpack_batch((torch.zeros(1),), CPU), ValueError, r"must be \(x, y\), got 1 items"),
+    (lambda: unpack_batch(None, CPU), ValueError, r"cannot unpack a batch of type NoneType"),
+    (lambda: forward_logits(None, torch.zeros(1)), TypeError, r"model must be callable, got None"),
+    (lambda: forward_logits(lambda x: [x], torch.zeros(1)), ValueError, r"returned list, not a tensor of logits"),
+    (lambda: check_logits_labels([[0.0, 1.0]], torch.zeros(1, dtype=torch.long), nn.CrossEntropyLoss()),
+     TypeError, r"logits must be a torch tensor, got list"),
+    (lambda: check_logits_labels(torch.zeros(1, 2), [0], nn.CrossEntropyLoss()), TypeError, r"labels must be a torch tensor, got list"),
+    (lambda: check_logits_labels(torch.zeros(2, 3), torch.tensor([0, 1]), None), TypeError, r"loss_fn must be callable"),
+    (lambda: _fit(progress="no"), TypeError, r"progress must be True or False, got 'no'"),
+    (lambda: _fit(resume=torch.zeros(2)), TypeError, r"resume must be True or False"),
+    (lambda: _epoch(progress=None), TypeError, r"progress must be True or False, got None"),
+    (lambda: predict(_mlp(), torch.zeros(4, 3), device=CPU), TypeError, r"loader must be a DataLoader or another iterable of batches, got Tensor"),
+    (lambda: _fit(loader=_data(8)[0]), TypeError, r"train_loader must be a DataLoader.*got Tensor.*TensorDataset"),
+    (lambda: _eval(model=_mlp(), loss_fn=nn.CrossEntropyLoss(), metrics=("accuracy",), device="cpu") and
+     evaluate(_mlp(), {"x": torch.zeros(2, 3)}, loss_fn=nn.CrossEntropyLoss(), device=CPU), TypeError, r"loader must be a DataLoader.*got dict"),
+    # early stopping
+    (lambda: EarlyStopping(min_delta=float("nan")), ValueError, r"min_delta must be a finite number >= 0, got nan"),
+    (lambda: EarlyStopping(min_delta=-0.1), ValueError, r"min_delta must be a finite number >= 0"),
+    (lambda: EarlyStopping(patience=True), TypeError, r"patience must be an int >= 1, got True"),
+    (lambda: EarlyStopping(patience=0), ValueError, r"patience must be an int >= 1, got 0"),
+    (lambda: EarlyStopping(patience=2.0), TypeError, r"patience must be an int >= 1, got 2\.0"),
+    (lambda: EarlyStopping(mode="mean"), ValueError, r"mode must be 'min' \(losses\) or 'max'"),
+    (lambda: EarlyStopping(monitor=None), TypeError, r"monitor must be a History key"),
+    (lambda: EarlyStopping(restore_best="yes"), TypeError, r"restore_best must be True or False"),
+    (lambda: EarlyStopping().step("0.5", _mlp(), 1), TypeError, r"needs one number for val_loss, got str"),
+    (lambda: EarlyStopping().step(0.5, None, 1), TypeError, r"model must be a torch\.nn\.Module"),
+    (lambda: EarlyStopping().step(float("nan"), _mlp(), 1), ValueError, r"val_loss = nan: the loss diverged"),
+    # checkpoints
+    (lambda: save_checkpoint(None, a=1), TypeError, r"path must be a file path \(str or pathlib\.Path\), got None"),
+    (lambda: load_checkpoint(None), TypeError, r"path must be a file path"),
+    (lambda: load_checkpoint(""), TypeError, r"path must be a file path"),
+])
+def test_bad_arguments_get_a_clear_error(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_max_grad_norm_inf_is_allowed_and_only_reports_the_norm():
+    out = _epoch(max_grad_norm=float("inf"))
+    assert out["grad_norm"] > 0
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a checkpoint at all\n", r"is not an sftcourse checkpoint \(torch\.load could not read it"),
+    (None, r"is not an sftcourse checkpoint \(torch\.load could not read it"),  # truncated, filled below
+    ("list", r"is not an sftcourse checkpoint: it holds a list"),
+])
+def test_foreign_or_truncated_checkpoints_are_named(tmp_path, content, message):
+    path = tmp_path / "ckpt.pt"
+    if content is None:
+        save_checkpoint(path, model=_mlp().state_dict(), epoch=1)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif content == "list":
+        torch.save([1, 2, 3], path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path)
+
+
+def test_resuming_from_a_checkpoint_not_written_by_fit_is_named(tmp_path):
+    path = tmp_path / "other.pt"
+    save_checkpoint(path, weights=torch.zeros(2))
+    with pytest.raises(ValueError, match=r"is not a checkpoint written by fit \(it lacks \['model', 'optimizer'"):
+        _fit(checkpoint_path=path, resume=True)

@@ -1,0 +1,172 @@
+"""sftcourse.hub: where models and datasets come from, the one Hub probe, and the one offline error."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sftcourse import hub
+from sftcourse.hub import (
+    OfflineError,
+    cache_name,
+    hub_offline,
+    hub_reachable,
+    load_dataset_dict,
+    minilm_dir,
+    offline_error,
+    resolve_pretrained,
+    shipped_file,
+)
+from sftcourse.images import load_hf_image_dataset
+from sftcourse.resnet import load_pretrained_resnet
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """A machine whose Hub does not answer (HF_HUB_OFFLINE unset, so only the probe can tell)."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    probed = []
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: probed.append(1) or False)
+    return probed
+
+
+def test_hub_reachable_is_false_at_once_with_hf_hub_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    assert hub_reachable() is False and time.perf_counter() - t0 < 0.5
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    assert hub_reachable(timeout=1.0) is False
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("TRUE", True), (" yes ", True), ("on", True),
+                                             ("0", False), ("", False), ("false", False), ("no", False)])
+def test_hf_hub_offline_is_parsed_in_one_place(value, expected):
+    assert hub_offline({"HF_HUB_OFFLINE": value}) is expected
+    assert hub_offline({}) is False
+
+
+def test_minilm_and_shipped_files_are_found():
+    d = minilm_dir()
+    assert (d / "config.json").is_file() and (d / "vocab.txt").is_file()
+    assert shipped_file("vision", "resnet8_digits04.pt").is_file()
+    with pytest.raises(ValueError, match="python -m x"):
+        shipped_file("vision", "missing.pt", remedy="run python -m x")
+
+
+def test_cache_names():
+    assert cache_name("microsoft/resnet-18") == "microsoft--resnet-18"
+    assert cache_name("nyu-mll/glue", "sst2") == "nyu-mll--glue--sst2"
+
+
+def test_resolve_pretrained_prefers_a_local_folder_then_the_course_cache(tmp_path, offline):
+    local = tmp_path / "mine"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    assert resolve_pretrained(local) == local
+    assert resolve_pretrained(str(local)) == local
+    cached = tmp_path / "cache" / "org--model"
+    cached.mkdir(parents=True)
+    (cached / "config.json").write_text("{}")
+    assert resolve_pretrained("org/model", cache_root=tmp_path / "cache") == cached
+    assert not offline, "nothing was probed: a local folder and a cached copy need no network"
+
+
+def test_the_offline_error_names_the_model_the_profile_and_both_ways_out(tmp_path, offline):
+    t0 = time.perf_counter()
+    with pytest.raises(OfflineError) as err:
+        resolve_pretrained("org/model", what="causal LM", profile="full", cache_root=tmp_path)
+    msg = str(err.value)
+    assert "causal LM 'org/model'" in msg and "full profile" in msg
+    assert "run this once with internet access" in msg and str(tmp_path / "org--model") in msg
+    assert "model.save_pretrained(dir)" in msg and "SFTCOURSE_PROFILE=quick" in msg
+    assert isinstance(err.value, ValueError) and offline == [1] and time.perf_counter() - t0 < 5
+
+
+def test_every_hub_loader_raises_the_same_offline_error_fast(tmp_path, offline):
+    """The model, tokenizer, image model and datasets all stop at the probe (no ~25 s of retries)."""
+    from sftcourse.text import load_model, load_sst2, load_tokenizer
+
+    t0 = time.perf_counter()
+    calls = [lambda: load_model("org/bert", cache_root=tmp_path), lambda: load_tokenizer("org/bert", cache_root=tmp_path),
+             lambda: load_pretrained_resnet("microsoft/resnet-18", cache_root=tmp_path),
+             lambda: load_hf_image_dataset("uoft-cs/cifar10", cache_root=tmp_path),
+             lambda: load_sst2(cache_root=tmp_path, profile="full")]
+    messages = []
+    for call in calls:
+        with pytest.raises(OfflineError) as err:
+            call()
+        messages.append(str(err.value))
+    assert len(offline) == len(calls) and time.perf_counter() - t0 < 10
+    assert "save_to_disk" in messages[3] and "nyu-mll/glue (sst2)" in messages[4]
+    assert all("run this once with internet access" in m for m in messages)
+
+
+def test_a_dataset_folder_and_a_cached_dataset_load_without_network(tmp_path, offline):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"x": [1, 2, 3]})})
+    ds.save_to_disk(str(tmp_path / "mine"))
+    assert load_dataset_dict(tmp_path / "mine")["train"]["x"] == [1, 2, 3]
+    ds.save_to_disk(str(tmp_path / "cache" / "org--set--cfg"))
+    assert load_dataset_dict("org/set", "cfg", cache_root=tmp_path / "cache")["train"]["x"] == [1, 2, 3]
+    assert not offline
+
+
+def test_a_hub_download_goes_to_the_course_cache(tmp_path, monkeypatch):
+    """The download path, with the Hub replaced by a function that writes what snapshot_download would."""
+    import huggingface_hub
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    seen = {}
+
+    def fake_snapshot_download(repo_id, local_dir, allow_patterns, etag_timeout):
+        seen.update(repo_id=repo_id, allow_patterns=allow_patterns)
+        local_dir.mkdir(parents=True, exist_ok=True)
+        (local_dir / "config.json").write_text("{}")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    path = resolve_pretrained("org/model", cache_root=tmp_path)
+    assert path == tmp_path / "org--model" and seen["repo_id"] == "org/model"
+    assert "*.safetensors" in seen["allow_patterns"]
+
+    def refuse(**kwargs):
+        raise RuntimeError("404 repository not found")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    with pytest.raises(ValueError, match="could not download the model 'org/other'.*Check the name"):
+        resolve_pretrained("org/other", cache_root=tmp_path)
+
+
+def test_offline_error_without_a_profile_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("SFTCOURSE_PROFILE", "full")
+    assert "full profile" in str(offline_error("model", "x", profile=None, saver_hint="s"))
+    monkeypatch.setenv("SFTCOURSE_PROFILE", "nonsense")  # still a clear offline message
+    assert "'x'" in str(offline_error("model", "x", profile=None, saver_hint="s"))
+
+
+def test_smollm2_gguf_is_shipped_and_its_tokenizer_reads_without_dequantising(tmp_path):
+    assert hub.smollm2_gguf().name == hub.SMOLLM2_GGUF_FILE and hub.smollm2_gguf().stat().st_size > 90e6
+    tok = hub.smollm2_tokenizer(cache_root=tmp_path)
+    assert tok.eos_token == "<|im_end|>" and len(tok) == 49152
+    assert not list(tmp_path.rglob("*.safetensors"))
+
+
+@pytest.mark.slow
+def test_smollm2_cache_is_made_once_and_loads_as_plain_float32(tmp_path):
+    import json
+
+    import torch
+
+    from sftcourse.chat import load_causal_lm
+
+    folder = hub.smollm2_dir(cache_root=tmp_path)
+    assert (folder / "model.safetensors").stat().st_size > 500e6
+    assert "quantization_config" not in json.loads((folder / "config.json").read_text())
+    mtime = (folder / "model.safetensors").stat().st_mtime
+    assert hub.smollm2_dir(cache_root=tmp_path) == folder and (folder / "model.safetensors").stat().st_mtime == mtime
+    model, tok = load_causal_lm(folder, profile="quick")
+    assert next(model.parameters()).dtype == torch.float32
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token_id == tok.eos_token_id
+    assert hub.smollm2_tokenizer(cache_root=tmp_path).name_or_path == str(folder)
