@@ -247,8 +247,8 @@ def pack(features: Sequence[Mapping[str, Sequence[int]]]) -> dict[str, Tensor]:
     Returns {"input_ids": (1, N), "position_ids": (1, N), "labels": (1, N)}, N the total length.
     Each example's first label is set to -100: it would otherwise be predicted from the previous
     example's last token. transformers reads the restarts in ``position_ids`` as example boundaries
-    and keeps attention inside each example only when the model is called with no attention_mask
-    and ``use_cache=False`` (with a cache it ignores them, and tokens attend across examples).
+    and keeps attention inside each example when the model is called with no attention_mask and
+    ``use_cache=False`` (tests/test_chat.py measures the leak with the cache on for a fresh Llama).
     """
     if not features:
         raise ValueError("pack got no examples")
