@@ -42,7 +42,9 @@ def _toy_solution():
 def test_make_exercise_replaces_solutions_and_drops_hidden_tests():
     sol = _toy_solution()
     ex = make_exercise(sol, source_name="solutions/00_toy.ipynb")
-    assert "do not edit" in ex.cells[0].source
+    header = ex.cells[0].source
+    assert "do not edit" not in header.lower()
+    assert "YOUR CODE HERE" in header and "check cell" in header, "the header says where answers go and how to check"
     assert ex.cells[2].source == "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
     assert ex.cells[3].source == "assert double(2) == 4"
     assert ex.cells[4].source == "Why?\nYOUR ANSWER HERE"
@@ -51,7 +53,7 @@ def test_make_exercise_replaces_solutions_and_drops_hidden_tests():
     assert nbformat.writes(make_exercise(sol)) == nbformat.writes(make_exercise(sol))
     # generating from an exercise (header included) does not stack headers
     again = make_exercise(ex)
-    assert sum("do not edit" in c.source for c in again.cells) == 1
+    assert sum("Your exercise notebook" in c.source for c in again.cells) == 1
 
 
 @pytest.mark.parametrize("source, message", [
