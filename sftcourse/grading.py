@@ -49,6 +49,10 @@ def check_array(name: str, actual: object, expected: object, *, rtol: float = 1e
         _fail(f"{name} contains NaN or inf — look for log(0), a division by zero, or exp overflow")
     if np.allclose(a, e, rtol=rtol, atol=atol):
         return
+    if np.allclose(a, e, rtol=max(1e-4, rtol), atol=max(1e-7, atol)):
+        _fail(f"{name} is close but not within the tolerance (max abs difference {np.max(np.abs(a - e)):.3g}, "
+              f"allowed {rtol:g} relative): compute in float64 as the exercise says, and look for a step that "
+              "loses precision (float32, an early rounding, a subtraction of nearly equal numbers)")
     denom = float(np.vdot(e, e))
     if denom > 0:
         k = float(np.vdot(a, e)) / denom

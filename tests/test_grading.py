@@ -123,3 +123,10 @@ def test_show_failed_checks_briefly_registers_a_handler():
 def check_true_fail():
     from sftcourse.grading import check_true
     check_true(False, "say why")
+
+
+def test_close_but_not_within_tolerance_says_so_instead_of_a_factor():
+    e = np.array([1.0, -2.0, 3.0])
+    with pytest.raises(CheckError, match="close but not within the tolerance") as info:
+        check_array("w", e * (1 + 1e-7) + np.array([0, 1e-7, 0]), e, rtol=1e-10)
+    assert "factor" not in str(info.value)
