@@ -56,6 +56,21 @@ def get_profile(env: dict[str, str] | None = None) -> Profile:
     return "full" if torch.cuda.is_available() else "quick"
 
 
+def use_profile(profile: str) -> Profile:
+    """Switch the profile of this Python process (a notebook's kernel) and return it.
+
+    Sets ``SFTCOURSE_PROFILE`` in ``os.environ``, which :func:`get_profile` reads; call it, or run
+    ``%env SFTCOURSE_PROFILE=full``, before the notebook's setup cell, then run the notebook from
+    there. Restarting the kernel alone does not switch: a new kernel inherits the environment of the
+    Jupyter server, not the variable set in the old kernel.
+    """
+    value = str(profile).strip().lower()
+    if value not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    os.environ[PROFILE_ENV] = value
+    return value  # type: ignore[return-value]
+
+
 def pick(profile: Profile, *, quick: T, full: T) -> T:
     """Return the value for ``profile``: a chapter's sizes live side by side in one call."""
     if profile == "quick":
@@ -70,8 +85,9 @@ def banner(profile: Profile, device: torch.device | str) -> str:
     other = "full" if profile == "quick" else "quick"
     what = ("the GPU-sized run with real pretrained models and datasets" if other == "full"
             else "the small offline run that fits a laptop CPU")
-    return (f"profile {profile} on {torch.device(device).type} — "
-            f"set {PROFILE_ENV}={other} for {what} (then restart the kernel)")
+    return (f"profile {profile} on {torch.device(device).type} — for {what}, run "
+            f"`%env {PROFILE_ENV}={other}` in a cell above this one (or "
+            f"sftcourse.runtime.use_profile('{other}')), then run the notebook again from this cell")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
