@@ -221,9 +221,9 @@ def check_own_work(fn: Callable[..., T], *args: object, forbidden: Sequence[obje
 def _short_traceback(etype: type, value: BaseException, tb: object) -> list[str]:
     import traceback
 
-    skip = (__file__, "interactiveshell.py", "contextlib.py")
+    plumbing = ("interactiveshell.py", "contextlib.py")   # IPython's and the with-statement's frames
     frames = [f for f in traceback.extract_tb(tb)  # type: ignore[arg-type]
-              if f.filename != __file__ and not f.filename.endswith(skip[1:])]
+              if f.filename != __file__ and not f.filename.endswith(plumbing)]
     lines = [f"\x1b[1;31m✗ {value}\x1b[0m"]
     if frames:
         shown = frames[-3:]
