@@ -41,7 +41,7 @@ def chapter_seconds(junit_xml: Path) -> dict[str, float]:
 
 
 def format_minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def update_table(text: str, times: dict[str, float], note: str | None) -> tuple[str, list[str]]:
