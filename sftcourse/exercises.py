@@ -82,9 +82,13 @@ def make_exercise(solution: nbformat.NotebookNode, *, source_name: str = "the so
             cell.source, _ = _replace_regions(cell.source, BEGIN_SOLUTION, END_SOLUTION, (MARKDOWN_STUB,), where)
         cells.append(cell)
     header = nbformat.v4.new_markdown_cell(
-        f"> **Generated from `{source_name}` by `python -m sftcourse.exercises` — do not edit.**\n"
-        "> Fill in every `# YOUR CODE HERE`, then run the check cell below it.\n"
-        "> (Instructors: edit the solution notebook and regenerate.)")
+        "> **Your exercise notebook.** Write each answer in the cell marked `# YOUR CODE HERE` "
+        "(delete the `raise NotImplementedError()` line), then run the check cell below it: it prints ✓ "
+        "or says in one sentence what to fix. Run the cells from the top (the first code cell sets up the "
+        "data); Kernel ▸ Restart Kernel and Run All Cells re-checks everything. Your answers are yours to "
+        "save; the check cells are what a grader runs.\n"
+        f"> <small>Made from `{source_name}` by `python -m sftcourse.exercises`; instructors change the "
+        "solution notebook and regenerate.</small>")
     header.metadata["tags"] = [HEADER_TAG]
     header.metadata["editable"] = False
     header.metadata["deletable"] = False

@@ -85,6 +85,23 @@ def check_profile(profile: object, name: str = "profile") -> Profile:
     return profile  # type: ignore[return-value]
 
 
+def use_profile(profile: str) -> Profile:
+    """Switch the profile of this Python process (a notebook's kernel) and return it.
+
+    Sets ``SFTCOURSE_PROFILE`` in ``os.environ``, which :func:`get_profile` reads; call it, or run
+    ``%env SFTCOURSE_PROFILE=full``, before the notebook's setup cell, then run the notebook from
+    there. Restarting the kernel alone does not switch: a new kernel inherits the environment of the
+    Jupyter server, not the variable set in the old kernel.
+    """
+    if not isinstance(profile, str):
+        raise TypeError(f"profile must be a str, one of {', '.join(PROFILES)}, got {type(profile).__name__}")
+    value = profile.strip().lower()
+    if value not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    os.environ[PROFILE_ENV] = value
+    return value  # type: ignore[return-value]
+
+
 def pick(profile: Profile, *, quick: T, full: T) -> T:
     """Return the value for ``profile``: a chapter's sizes live side by side in one call."""
     return quick if check_profile(profile) == "quick" else full
@@ -95,8 +112,9 @@ def banner(profile: Profile, device: torch.device | str) -> str:
     other = "full" if check_profile(profile) == "quick" else "quick"
     what = ("the GPU-sized run with real pretrained models and datasets" if other == "full"
             else "the small offline run that fits a laptop CPU")
-    return (f"profile {profile} on {as_device(device).type} — "
-            f"set {PROFILE_ENV}={other} for {what} (then restart the kernel)")
+    return (f"profile {profile} on {as_device(device).type} — for {what}, run "
+            f"`%env {PROFILE_ENV}={other}` in a cell above this one (or "
+            f"sftcourse.runtime.use_profile('{other}')), then run the notebook again from this cell")
 
 
 def cache_dir(subdir: str | None = None) -> Path:

@@ -85,6 +85,14 @@ WRONG_ANSWERS = [
     ("ex1_test", "class MyLoRALinear(sftcourse.lora.LoRALinear):\n    pass\n", "calls sftcourse.lora.LoRALinear"),
     ("ex1_test", "def MyLoRALinear(base, r, alpha):\n    return sftcourse.lora.LoRALinear(base, r, alpha)\n",
      "calls sftcourse.lora.LoRALinear"),
+    ("ex1_test", "import peft\n"
+                 "def MyLoRALinear(base, r, alpha):\n"
+                 "    wrapped = peft.inject_adapter_in_model(peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=['0']),\n"
+                 "                                           nn.Sequential(base))\n"
+                 "    layer = wrapped[0]\n"
+                 "    layer.lora_A, layer.lora_B = layer.lora_A['default'].weight, layer.lora_B['default'].weight\n"
+                 "    return layer\n",
+     "calls peft.tuners.lora.layer.Linear.forward"),
     ("ex2_test", """
 def layerwise_lr_groups(model, lr, decay):
     L = model.config.num_hidden_layers

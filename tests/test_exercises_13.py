@@ -43,7 +43,7 @@ WRONG = {
          "not right yet|factor"),
         ("def global_gradient(shard_grads, shard_sizes):\n"
          "    d = course_distributed.average_gradients([{'w': g} for g in shard_grads], shard_sizes)\n    return d['w']",
-         "your answer calls"),
+         r"calls sftcourse\.distributed\.average_gradients"),
         ("def global_gradient(shard_grads, shard_sizes):\n    pass", "None"),
     ],
     "ex2_test": [
@@ -57,9 +57,10 @@ WRONG = {
          "    return idx[rank::world_size]", "order of the padding"),
         ("def shard(n, world_size, rank, drop_last):\n"
          "    return list(DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=False, drop_last=drop_last))",
-         "your answer calls"),
+         r"calls torch\.utils\.data\.distributed\.DistributedSampler\.__iter__"),
         ("def shard(n, world_size, rank, drop_last):\n"
-         "    return course_distributed.shard_indices(n, world_size, rank, drop_last=drop_last)", "your answer calls"),
+         "    return course_distributed.shard_indices(n, world_size, rank, drop_last=drop_last)",
+         r"calls sftcourse\.distributed\.shard_indices"),
     ],
     "ex3_test": [
         ("def state_memory(num_params, precision, world_size, zero_stage):\n"
@@ -83,7 +84,8 @@ WRONG = {
          "    out['total'] = sum(out.values())\n    return out", "not sharded"),
         ("def state_memory(num_params, precision, world_size, zero_stage):\n"
          "    return course_distributed.training_state_bytes(num_params, precision=precision, world_size=world_size,\n"
-         "                                                   zero_stage=zero_stage)", "your answer calls"),
+         "                                                   zero_stage=zero_stage)",
+         r"calls sftcourse\.distributed\.training_state_bytes"),
     ],
 }
 

@@ -48,7 +48,8 @@ def test_pick_and_banner():
     with pytest.raises(ValueError):
         pick("huge", quick=1, full=2)  # type: ignore[arg-type]
     line = banner("quick", torch.device("cpu"))
-    assert line.startswith("profile quick on cpu") and "SFTCOURSE_PROFILE=full" in line
+    assert line.startswith("profile quick on cpu") and "%env SFTCOURSE_PROFILE=full" in line
+    assert "use_profile('full')" in line and "restart" not in line
 
 
 def test_get_device_prefers_cuda_then_mps_then_cpu():
@@ -131,3 +132,37 @@ def test_cache_root_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("SFTCOURSE_CACHE", str(tmp_path / "afile"))
     with pytest.raises(ValueError, match="SFTCOURSE_CACHE"):
         cache_dir("models")
+
+
+def test_use_profile_switches_this_process(monkeypatch):
+    from sftcourse.runtime import use_profile
+    monkeypatch.setenv("SFTCOURSE_PROFILE", "quick")
+    assert use_profile(" FULL ") == "full" and get_profile() == "full"
+    with pytest.raises(ValueError, match="one of quick, full"):
+        use_profile("medium")
+
+
+@pytest.mark.slow
+def test_switching_profile_from_inside_a_notebook_kernel(monkeypatch):
+    """What the banner tells a learner works in a real kernel; a restart alone does not switch."""
+    from jupyter_client.manager import start_new_kernel
+
+    monkeypatch.setenv("SFTCOURSE_PROFILE", "quick")     # the server's environment
+    km, kc = start_new_kernel(kernel_name="python3")
+
+    def profile_after(code: str) -> str:
+        out: list[str] = []
+        kc.execute_interactive(code + "\nfrom sftcourse.runtime import get_profile\nprint(get_profile())",
+                               timeout=60, output_hook=lambda m: out.append(m["content"].get("text", "")))
+        return "".join(out).split()[-1]
+
+    try:
+        assert profile_after("") == "quick"
+        assert profile_after("%env SFTCOURSE_PROFILE=full") == "full"
+        km.restart_kernel(now=True)
+        kc.wait_for_ready(timeout=60)
+        assert profile_after("") == "quick"                # the restarted kernel has the server's value again
+        assert profile_after("import sftcourse.runtime as rt\nrt.use_profile('full')") == "full"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
