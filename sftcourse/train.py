@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sftcourse.checks import check_callable, check_finite_float, check_positive_int
+from sftcourse.runtime import as_device
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Inputs = Tensor | dict[str, Any]
@@ -67,7 +68,7 @@ def unpack_batch(batch: Any, device: torch.device | str) -> tuple[Inputs, Tensor
     ``(x, y)`` -> ``(x, y)``; ``{"input_ids": ..., "labels": y}`` -> ``({"input_ids": ...}, y)``;
     a lone tensor or a Mapping without "labels" -> ``(inputs, None)``.
     """
-    device = _as_device(device)
+    device = as_device(device)
     if isinstance(batch, Mapping):
         inputs = {k: _move(v, device) for k, v in batch.items() if k != "labels"}
         return inputs, _move(batch.get("labels"), device)
@@ -171,20 +172,6 @@ def check_logits_labels(logits: Tensor, labels: Tensor, loss_fn: LossFn) -> None
             lo, hi = float(labels.min()), float(labels.max())
             if lo < 0 or hi > 1:
                 raise ValueError(f"{name} needs targets in [0, 1], got values in [{lo:g}, {hi:g}]")
-
-
-def _as_device(device: object) -> torch.device:
-    """``device`` as a torch.device, or a ValueError naming it (torch's own error says only 'Expected one of ...')."""
-    if isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a torch.device or a string such as 'cpu' or 'cuda', got "
-                        f"{type(device).__name__}; use sftcourse.runtime.get_device()")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device={device!r} is not a device torch knows; pass 'cpu', 'cuda', 'cuda:0' or 'mps' "
-                         "(sftcourse.runtime.get_device() picks one)") from None
 
 
 def _check_model(model: object) -> None:
@@ -518,7 +505,7 @@ def train_epoch(model: nn.Module, train_loader: Iterable[Any], *, optimizer: tor
     _check_loop_numbers(grad_accum_steps, max_grad_norm)
     _check_flag(progress, "progress")
     _check_loader(train_loader, "train_loader")
-    device = _as_device(device)
+    device = as_device(device)
     amp_dtype = _amp_dtype(amp, device)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     model.train()
@@ -609,7 +596,7 @@ def fit(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable[Any]
     _check_optimizer(optimizer)
     _check_loss_fn(loss_fn)
     _check_scheduler(scheduler)
-    device = _as_device(device)
+    device = as_device(device)
     check_positive_int(num_epochs, "num_epochs")
     _check_loop_numbers(grad_accum_steps, max_grad_norm)
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
@@ -739,7 +726,7 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, loss_fn: LossFn, device
 
     _check_model(model)
     _check_loss_fn(loss_fn)
-    device = _as_device(device)
+    device = as_device(device)
     metrics = _check_metrics(metrics)
     _check_loader(loader, "loader")
     _check_model_device(model, device)
@@ -779,7 +766,7 @@ def predict(model: nn.Module, loader: Iterable[Any], *, device: torch.device | s
     Labels are None when the batches carry none (a lone tensor, or a dict without "labels").
     """
     _check_model(model)
-    device = _as_device(device)
+    device = as_device(device)
     _check_loader(loader, "loader")
     _check_model_device(model, device)
     was_training = model.training
