@@ -68,7 +68,8 @@ class _Arm:
         import torch
 
         from sftcourse.runtime import set_seed
-        from sftcourse.text import encode_dataset, load_model, load_sentiment, load_tokenizer, minilm_dir
+        from sftcourse.hub import minilm_dir
+        from sftcourse.text import encode_dataset, load_model, load_sentiment, load_tokenizer
 
         torch.set_num_threads(spec["threads"])
         data = load_sentiment("quick")
@@ -77,7 +78,7 @@ class _Arm:
         self.train_enc = encode_dataset(train, tok, spec["max_length"])
         self.collate = CountingCollator(tok.pad_token_id)
         set_seed(SEED)
-        self.model = load_model(minilm_dir(), num_labels=len(data.label_names))
+        self.model = load_model(minilm_dir(), num_classes=len(data.class_names))
         self.spec = spec
         self.steps = -(-len(self.train_enc) // spec["batch_size"])
 

@@ -340,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
             def steps_for_round(r: int, results: dict[str, dict]) -> int:
                 if r < 2:
                     return warmup_steps
-                step_s = max(res["rounds"][1]["wall_s"] / res["rounds"][1]["steps"] for res in results.values())
-                return max(warmup_steps, math.ceil(min_seconds / step_s))
+                # the FASTER arm's step time, so that both arms run at least min_seconds per round; the 1.25
+                # margin covers a steady state that is a little faster than the last warm-up round
+                step_s = min(res["rounds"][1]["wall_s"] / res["rounds"][1]["steps"] for res in results.values())
+                return max(warmup_steps, math.ceil(1.25 * min_seconds / step_s))
 
             print(f"== {name} ({'tiny' if args.tiny else 'full size'}, batch {settings['batch']})", flush=True)
             results = run_interleaved(make_arm, specs, rounds=args.rounds, warmup_rounds=2,
