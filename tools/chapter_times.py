@@ -35,7 +35,8 @@ def chapter_seconds(junit_xml: Path) -> dict[str, float]:
     for case in ET.parse(junit_xml).getroot().iter("testcase"):
         where = f"{case.get('classname', '')} {case.get('file', '')} {case.get('name', '')}"
         match = NOTEBOOK.search(where)
-        if match:
+        # solutions/ and exercises/ reuse the chapters' file names: count only chapters/
+        if match and "solutions" not in where and "exercises" not in where:
             totals[match.group(1) + ".ipynb"] += float(case.get("time", 0.0))
     return dict(totals)
 
