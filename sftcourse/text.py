@@ -562,7 +562,52 @@ def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
     return (hidden * m).sum(dim=1) / counts
 
 
+class MaskedMeanPooler(torch.nn.Module):
+    """Stands in for ``BertPooler``: the mean of the last hidden states over real tokens, (B, T, H) -> (B, H).
+
+    The encoder passes its pooler only the hidden states; :func:`use_mean_pooling` registers a hook that hands
+    it the call's ``attention_mask`` first (no mask: every token is real)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention_mask: Tensor | None = None
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        mask = self.attention_mask
+        if mask is None:
+            mask = torch.ones(hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device)
+        return mean_pool(hidden_states, mask.to(hidden_states.device))
+
+
+def _hand_mask_to_pooler(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    # a module-level function that finds the pooler through the module it is called on, so that
+    # copy.deepcopy of the model gives a copy whose hook feeds the copy's pooler
+    mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+    module.pooler.attention_mask = mask  # type: ignore[union-attr]
+
+
+def use_mean_pooling(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace a BERT-family model's ``[CLS]`` pooler (tanh of a linear layer) by the mean over real tokens.
+
+    ``model`` is a ``BertModel`` or a model built on one (``BertForSequenceClassification``: then the head
+    classifies the mean-pooled vector). For a sentence-embedding checkpoint such as all-MiniLM-L6-v2 the
+    pooler was never trained (chapter 10) and the mean is the vector the model learned to produce. The
+    pooler's weights leave the model. Returns ``model``, changed in place."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (a BertModel or BertFor... model), got "
+                        f"{type(model).__name__}")
+    encoder = getattr(model, "base_model", model)
+    if not isinstance(getattr(encoder, "pooler", None), torch.nn.Module):
+        raise TypeError(f"{type(model).__name__} has no pooler to replace: pass a BERT-family model loaded with a "
+                        "pooling layer (e.g. load_model(name) or AutoModelForSequenceClassification)")
+    if isinstance(encoder.pooler, MaskedMeanPooler):
+        return model  # already mean-pooled: adding a second hook would do no harm, but say nothing twice
+    encoder.pooler = MaskedMeanPooler()
+    encoder.register_forward_pre_hook(_hand_mask_to_pooler, with_kwargs=True)
+    return model
+
+
 __all__ = ["FULL_MODEL_NAME", "default_model_name", "load_tokenizer", "load_model", "TextDataset", "TextSplits",
            "load_text_file", "load_text_splits", "load_offline_sentiment", "load_sst2", "load_sentiment",
            "BatchTokenizer", "EncodedDataset", "encode_dataset", "pad_collate", "PadCollator",
-           "mask_tokens", "mean_pool"]
+           "mask_tokens", "mean_pool", "MaskedMeanPooler", "use_mean_pooling"]

@@ -10,6 +10,7 @@ import torch
 from sftcourse import hub, text
 from sftcourse.hub import minilm_dir
 from sftcourse.text import (
+    MaskedMeanPooler,
     BatchTokenizer,
     PadCollator,
     TextDataset,
@@ -21,6 +22,7 @@ from sftcourse.text import (
     load_tokenizer,
     mask_tokens,
     mean_pool,
+    use_mean_pooling,
     pad_collate,
 )
 
@@ -475,3 +477,42 @@ def test_bad_input_raises_a_clear_error(case, call, exc, match, tmp_path, model_
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)  # nothing may wait for the network
     with pytest.raises(exc, match=match):
         call(tmp_path, model_dir)
+
+
+# --- use_mean_pooling -----------------------------------------------------------------------------
+
+
+def test_use_mean_pooling_classifies_the_mean_of_real_tokens(model_dir):
+    import copy
+
+    clf = use_mean_pooling(load_model(model_dir, num_classes=3, class_names=["a", "b", "c"])).eval()
+    assert isinstance(clf.bert.pooler, MaskedMeanPooler)
+    assert not any("pooler" in n for n, _ in clf.named_parameters()), "the untrained pooler's weights are gone"
+    ids = torch.tensor([[2, 5, 6, 7, 8, 3, 0, 0], [2, 5, 14, 7, 9, 15, 10, 3]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        logits = clf(input_ids=ids, attention_mask=mask).logits
+        hidden = clf.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        # independent oracle: average the real tokens' vectors by hand, then the linear head
+        by_hand = torch.stack([hidden[i, : int(mask[i].sum())].mean(0) for i in range(2)])
+        expected = clf.classifier(by_hand)
+        alone = clf(input_ids=ids[:1, :6], attention_mask=mask[:1, :6]).logits  # no padding at all
+        no_mask = clf(input_ids=ids[1:]).logits  # no mask given: every token is real
+    assert torch.allclose(logits, expected, atol=1e-6)
+    assert torch.allclose(alone, logits[:1], atol=1e-5), "padding must not change a sequence's logits"
+    assert torch.allclose(no_mask, logits[1:], atol=1e-5)
+    # a deep copy gets its own pooler and hook: running the copy leaves the original's mask alone
+    with torch.no_grad():
+        clf(input_ids=ids, attention_mask=mask)
+    twin = copy.deepcopy(clf)
+    with torch.no_grad():
+        twin(input_ids=ids[:1], attention_mask=mask[:1])
+    assert clf.bert.pooler.attention_mask.shape[0] == 2 and twin.bert.pooler.attention_mask.shape[0] == 1
+    assert use_mean_pooling(clf) is clf and isinstance(clf.bert.pooler, MaskedMeanPooler)
+
+
+def test_use_mean_pooling_rejects_models_without_a_pooler():
+    with pytest.raises(TypeError, match="has no pooler"):
+        use_mean_pooling(torch.nn.Linear(3, 2))
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        use_mean_pooling("bert-base-uncased")
