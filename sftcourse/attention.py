@@ -8,6 +8,9 @@
   weights of a Hugging Face ``BertLayer`` so the two can be compared number for number.
 - :class:`BertEncoderFromScratch`: BERT's embeddings (word + position + segment, LayerNorm)
   and a stack of :class:`EncoderLayer`, built from a ``BertModel``.
+- :class:`TransformerClassifier`: that encoder from random weights, the masked mean of its token
+  vectors, and a linear layer: a text classifier trained from scratch (chapter 9, the model that
+  source article 003 meant to build).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sftcourse.checks import check_finite_float, check_positive_int
+from sftcourse.text import mean_pool
 
 
 def _check_tensor(value: object, name: str, *, floating: bool = False) -> Tensor:
@@ -285,5 +289,73 @@ class BertEncoderFromScratch(nn.Module):
         return model.eval()
 
 
+class TransformerClassifier(nn.Module):
+    """A Transformer text classifier from random weights (Vaswani et al. 2017's encoder, BERT's layout).
+
+    input_ids (B, T) -> token embedding + learned position embedding, LayerNorm (B, T, d_model)
+    -> ``num_layers`` :class:`EncoderLayer` -> mean of the real tokens' vectors (B, d_model)
+    -> linear -> logits (B, num_classes). The softmax over classes is left to the cross-entropy.
+
+    The encoder is :class:`BertEncoderFromScratch` with a single segment (its one segment row is a
+    learned vector added to every token). Padding changes nothing: padded keys get zero attention
+    and padded positions are left out of the mean, so the logits of a text do not depend on how far
+    its batch was padded. No dropout (training runs are short; add it for long ones).
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, *, max_positions: int = 512, d_model: int = 128,
+                 num_heads: int = 4, d_ff: int = 256, num_layers: int = 2, type_vocab_size: int = 1,
+                 eps: float = 1e-12) -> None:
+        super().__init__()
+        check_positive_int(num_classes, "num_classes")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2 (a classifier chooses between classes), got {num_classes}")
+        self.encoder = BertEncoderFromScratch(vocab_size, max_positions, type_vocab_size, d_model, num_heads, d_ff,
+                                              num_layers, eps)
+        self.head = nn.Linear(d_model, num_classes)
+
+    @classmethod
+    def from_bert(cls, bert: nn.Module, num_classes: int) -> TransformerClassifier:
+        """The same classifier with a pretrained ``BertModel``'s sizes and encoder weights and a new random head.
+
+        The encoder is :meth:`BertEncoderFromScratch.from_bert` (in training mode); only ``head`` is new.
+        """
+        encoder = BertEncoderFromScratch.from_bert(bert)  # checks that bert is a BertModel
+        c = bert.config
+        model = cls(c.vocab_size, num_classes, max_positions=c.max_position_embeddings, d_model=c.hidden_size,
+                    num_heads=c.num_attention_heads, d_ff=c.intermediate_size, num_layers=1,  # replaced below
+                    type_vocab_size=c.type_vocab_size, eps=c.layer_norm_eps)
+        model.encoder = encoder.train()
+        return model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None) -> Tensor:
+        """input_ids (B, T), attention_mask (B, T) of 1/0 (None: no padding) -> logits (B, num_classes).
+
+        ``token_type_ids`` (B, T) is accepted so that a tokenizer's batch can be passed as
+        ``model(**batch)``; with one segment (the default) it must be all 0 (one text per example).
+        """
+        BertEncoderFromScratch._check_ids(input_ids, "input_ids", self.encoder.word.num_embeddings)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        else:
+            _check_tensor(attention_mask, "attention_mask")
+            if attention_mask.shape != input_ids.shape:
+                raise ValueError(f"attention_mask must have input_ids' shape {tuple(input_ids.shape)}, got "
+                                 f"{tuple(attention_mask.shape)}")
+            _check_mask_values(attention_mask, "attention_mask")
+            if attention_mask.device.type == "cpu":  # free here; on an accelerator it would cost a sync per call
+                empty = (attention_mask.sum(dim=1) == 0).nonzero().flatten().tolist()
+                if empty:
+                    raise ValueError(f"row {empty[0]} of attention_mask has no real tokens (all 0); every text needs "
+                                     "at least one token ([CLS] at least)")
+        if token_type_ids is not None and self.encoder.segment.num_embeddings == 1:
+            _check_tensor(token_type_ids, "token_type_ids")
+            if token_type_ids.device.type == "cpu" and bool(token_type_ids.ne(0).any()):
+                raise ValueError("token_type_ids has non-zero entries (a sentence pair?) but this classifier has one "
+                                 "segment: tokenise single texts, or build it with type_vocab_size=2")
+        hidden = self.encoder(input_ids, attention_mask, token_type_ids)  # (B, T, d_model)
+        return self.head(mean_pool(hidden, attention_mask))  # (B, num_classes)
+
+
 __all__ = ["scaled_dot_product_attention", "extended_padding_mask", "MultiHeadSelfAttention", "EncoderLayer",
-           "BertEncoderFromScratch"]
+           "BertEncoderFromScratch", "TransformerClassifier"]

@@ -750,6 +750,47 @@ def mean_pool(hidden, attention_mask):
 def mean_pool(hidden, attention_mask):
     m = attention_mask.to(hidden.dtype)
     return torch.einsum("bth,bt->bh", hidden, m) / m.sum(1, keepdim=True)""", "einsum"),
+        W("ex5_drop_repeats", r"differ only in spaces or line breaks", """
+def drop_repeats(texts, labels):
+    seen, kept, kept_labels = set(), [], []
+    for t, y in zip(texts, labels):
+        if t not in seen:
+            seen.add(t); kept.append(t); kept_labels.append(y)
+    return kept, kept_labels, len(texts) - len(kept)""", "compares raw texts"),
+        W("ex5_drop_repeats", r"dropped every copy", """
+def drop_repeats(texts, labels):
+    from collections import Counter
+    keys = [" ".join(t.split()) for t in texts]
+    n = Counter(keys)
+    kept = [(k, y) for k, y in zip(keys, labels) if n[k] == 1]
+    return [k for k, _ in kept], [y for _, y in kept], len(texts) - len(kept)""", "keeps only unrepeated texts"),
+        W("ex5_drop_repeats", r"come out sorted", """
+def drop_repeats(texts, labels):
+    first = {}
+    for t, y in zip(texts, labels):
+        first.setdefault(" ".join(t.split()), y)
+    kept = sorted(first)
+    return kept, [first[k] for k in kept], len(texts) - len(kept)""", "sorted set"),
+        W("ex5_drop_repeats", r"first copy .* original order", """
+def drop_repeats(texts, labels):
+    last = {}
+    for t, y in zip(texts, labels):
+        key = " ".join(t.split())
+        last.pop(key, None)
+        last[key] = y
+    return list(last), list(last.values()), len(texts) - len(last)""", "keeps the last copy"),
+        W("ex5_drop_repeats", r"calls sftcourse\.topics\.drop_duplicates", """
+def drop_repeats(texts, labels):
+    from sftcourse.topics import drop_duplicates
+    from sftcourse.text import TextDataset
+    kept, exact, _ = drop_duplicates(TextDataset(texts, labels, [str(c) for c in range(max(labels) + 1)]), lead_chars=None)
+    return kept.texts, kept.labels, exact""", "delegates"),
+        R("ex5_drop_repeats", """
+def drop_repeats(texts, labels):
+    first = {}
+    for t, y in zip(texts, labels):
+        first.setdefault(" ".join(t.split()), y)
+    return list(first), list(first.values()), len(texts) - len(first)""", "dict keeps insertion order"),
     ],
     "10_finetune_bert": [
         W("ex1_pad_batch", r"dynamic padding", """

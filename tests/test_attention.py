@@ -10,6 +10,7 @@ from sftcourse.attention import (
     BertEncoderFromScratch,
     EncoderLayer,
     MultiHeadSelfAttention,
+    TransformerClassifier,
     extended_padding_mask,
     scaled_dot_product_attention,
 )
@@ -138,6 +139,84 @@ def test_real_minilm_layer_and_stack_are_reproduced():
                                                       batch["token_type_ids"])
     assert torch.allclose(y[valid], out.hidden_states[1][valid], atol=1e-5)
     assert torch.allclose(full[valid], out.last_hidden_state[valid], atol=1e-4)
+
+
+# --- the from-scratch classifier ---------------------------------------------------------------
+
+
+def _clf(**kw):
+    torch.manual_seed(0)
+    sizes = dict(max_positions=12, d_model=8, num_heads=2, d_ff=12, num_layers=2)
+    return TransformerClassifier(30, 3, **{**sizes, **kw}).eval()
+
+
+def test_classifier_shapes_and_the_computation_it_names():
+    """logits = head(mean over real tokens of encoder(ids)): recomputed here from the parts."""
+    model = _clf()
+    ids = torch.tensor([[2, 7, 9, 11, 3], [2, 8, 3, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        logits = model(ids, mask)
+        hidden = model.encoder(ids, mask)  # (B, T, d_model)
+        by_hand = torch.stack([hidden[b, mask[b].bool()].mean(0) for b in range(2)]) @ model.head.weight.T \
+            + model.head.bias
+    assert logits.shape == (2, 3) and hidden.shape == (2, 5, 8)
+    assert torch.allclose(logits, by_hand, atol=1e-6)
+    # trained with cross-entropy: gradients reach the embeddings and the head
+    model.train()
+    F.cross_entropy(model(ids, mask), torch.tensor([0, 2])).backward()
+    assert model.encoder.word.weight.grad[7].abs().sum() > 0 and model.head.weight.grad.abs().sum() > 0
+    assert model.encoder.word.weight.grad[5].abs().sum() == 0, "an id that no text uses gets no gradient"
+
+
+def test_classifier_logits_do_not_depend_on_padding():
+    """A text alone, padded by 1 and by 6 extra [PAD] tokens inside a batch: the same logits to 1e-6."""
+    model = _clf()
+    text = torch.tensor([[2, 7, 9, 11, 3]])
+    with torch.no_grad():
+        alone = model(text)  # no mask: every token is real
+        for extra in (1, 6):
+            padded = torch.cat([text, torch.zeros(1, extra, dtype=torch.long)], dim=1)
+            batch = torch.cat([padded, torch.randint(1, 30, (1, padded.shape[1]))])  # a longer neighbour
+            mask = torch.cat([(padded != 0).long(), torch.ones(1, padded.shape[1], dtype=torch.long)])
+            out = model(batch, mask)
+            assert (out[0] - alone[0]).abs().max() < 1e-6, f"{extra} pad tokens changed the logits"
+        # the oracle can fail: without the mask the pads are read as tokens and the logits move
+        assert (model(padded) - alone).abs().max() > 1e-3
+
+
+def test_classifier_from_bert_is_the_pretrained_encoder_plus_a_head(tiny_bert):
+    model = TransformerClassifier.from_bert(tiny_bert, 4)
+    assert model.training and model.encoder.training, "returned ready to train"
+    model.eval()
+    ids = torch.tensor([[2, 7, 9, 11, 3], [2, 8, 3, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        ref = tiny_bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        pooled = (ref * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        assert torch.allclose(model(ids, mask), model.head(pooled), atol=1e-5)
+    assert model.head.out_features == 4 and len(model.encoder.layers) == tiny_bert.config.num_hidden_layers
+
+
+def test_classifier_bad_inputs():
+    model = _clf()
+    ids = torch.tensor([[2, 7, 3]])
+    with pytest.raises(ValueError, match=r"num_classes must be at least 2 .*got 1"):
+        TransformerClassifier(30, 1)
+    with pytest.raises(ValueError, match=r"d_model=8 must be divisible by num_heads=3"):
+        TransformerClassifier(30, 3, d_model=8, num_heads=3)
+    with pytest.raises(ValueError, match=r"attention_mask must have input_ids' shape \(1, 3\)"):
+        model(ids, torch.ones(1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"token_type_ids has non-zero entries.*type_vocab_size=2"):
+        model(ids, None, torch.tensor([[0, 1, 1]]))
+    with pytest.raises(ValueError, match=r"row 0 of attention_mask has no real tokens"):
+        model(ids, torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"input_ids lie in \[2, 30\] but the embedding table has 30 rows"):
+        model(torch.tensor([[2, 30]]))
+    with pytest.raises(ValueError, match=r"13 positions but the model has 12"):
+        model(torch.ones(1, 13, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"bert must be a Hugging Face BertModel"):
+        TransformerClassifier.from_bert(torch.nn.Linear(2, 2), 3)
 
 
 # --- bad input ---------------------------------------------------------------------------------
