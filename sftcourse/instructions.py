@@ -18,13 +18,13 @@ checks that the files equal :func:`generate_splits`' output).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import random
 from pathlib import Path
 
 from sftcourse.chat import Messages
+from sftcourse.generated import regenerate_main, write_split_files
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SIZES = {"train": 160, "val": 24, "test": 24}
@@ -127,22 +127,12 @@ def split_path(split: str, root: Path | None = None) -> Path:
 
 def write_splits(root: Path | None = None) -> list[Path]:
     """Write the three JSONL files under ``root`` (default: the package's data folder); return their paths."""
-    paths = []
-    for split, chats in generate_splits().items():
-        path = split_path(split, root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_jsonl(chats), encoding="utf-8", newline="")
-        paths.append(path)
-    return paths
+    return write_split_files({split: to_jsonl(chats) for split, chats in generate_splits().items()}, split_path, root)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the ISO-date instruction JSONL files.")
-    parser.add_argument("--root", type=Path, default=None, help=f"output folder (default {DATA_DIR})")
-    args = parser.parse_args(argv)
-    for path in write_splits(args.root):
-        print(f"wrote {path}")
-    return 0
+    return regenerate_main(argv, description="Write the ISO-date instruction JSONL files.", default_root=DATA_DIR,
+                           write=write_splits)
 
 
 if __name__ == "__main__":  # pragma: no cover
