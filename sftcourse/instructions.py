@@ -10,7 +10,9 @@ test prompts in other words, so a model that only memorised the training wording
 the test. Dates are unique across splits.
 
 :data:`GENERAL_PROMPTS` are everyday requests unrelated to dates; chapter 12 measures forgetting
-as the fine-tuned model's loss on the original model's own answers to them.
+as the fine-tuned model's loss on the original model's own answers to them. :data:`REPLAY_PROMPTS`
+are other everyday requests (none shared with GENERAL_PROMPTS) whose original answers chapter 12
+replays during SFT.
 
 Regenerate the shipped files with ``python -m sftcourse.instructions`` (deterministic; a test
 checks that the files equal :func:`generate_splits`' output).
@@ -65,6 +67,26 @@ GENERAL_PROMPTS: tuple[str, ...] = (
     "How do I boil an egg?",
     "What does a thermometer measure?",
     "Suggest a name for a friendly cat.",
+)
+# Other everyday requests, none of them in GENERAL_PROMPTS: chapter 12 mixes the original model's own
+# answers to these into SFT batches (self-replay) and still measures forgetting on GENERAL_PROMPTS alone.
+REPLAY_PROMPTS: tuple[str, ...] = (
+    "What is the largest planet in our solar system?",
+    "Give me a tip for sleeping better.",
+    "Explain in one sentence what gravity is.",
+    "Write a short poem about autumn leaves.",
+    "Name three kinds of fruit.",
+    "How do I make a cup of tea?",
+    "What does a barometer measure?",
+    "Suggest a name for a small, brave dog.",
+    "Why is the sky blue?",
+    "List two benefits of regular exercise.",
+    "What is the boiling point of water at sea level?",
+    "Describe a rainbow to a child.",
+    "How many legs does a spider have?",
+    "Give me an idea for a quick healthy breakfast.",
+    "What is a synonym for happy?",
+    "Explain what a noun is.",
 )
 
 
