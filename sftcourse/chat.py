@@ -9,7 +9,9 @@ name or from a local ``save_pretrained`` folder through the same function and th
 Data: :func:`load_instructions` reads your own JSONL, one chat per line, either
 ``{"messages": [{"role": ..., "content": ...}, ...]}`` or Alpaca-style
 ``{"instruction": ..., "input": ..., "output": ...}``; a malformed line raises a ValueError
-naming the line and what is wrong (no line is skipped silently).
+naming the line and what is wrong (no line is skipped silently). :func:`load_hub_instructions` reads
+the same two formats from an instruction dataset on the Hub (the full profile's replay data,
+``HuggingFaceTB/smol-smoltalk``) through :mod:`sftcourse.hub`, with the record's index in every error.
 
 Training examples: :func:`chatml` writes the ChatML string by hand; :func:`encode_chat` tokenises
 a chat and labels only the last assistant reply (-100 elsewhere); :func:`pad_batch` pads a batch
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,11 +32,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from sftcourse.hub import resolve_pretrained, smollm2_dir
+from sftcourse.hub import load_dataset_dict, resolve_pretrained, smollm2_dir
 from sftcourse.runtime import Profile, check_profile
 
 _SAVER = "model.save_pretrained(dir) and tokenizer.save_pretrained(dir)"
 FULL_MODEL_NAME = "HuggingFaceTB/SmolLM2-360M-Instruct"
+# SmolLM2's own SFT mix for its 135M and 360M models (Allal et al. 2025): a "messages" column, Apache-2.0.
+# One of its four training shards (~230 MB) is plenty for replay; the whole split is ~920 MB.
+HUB_INSTRUCTIONS = "HuggingFaceTB/smol-smoltalk"
+HUB_INSTRUCTIONS_FILES = {"train": "data/train-00000-of-00004.parquet"}
 IGNORE_INDEX = -100
 ROLES = ("system", "user", "assistant")
 # SmolLM2's chat template adds this system message when a chat has none.
@@ -154,6 +161,40 @@ def load_instructions(path: str | os.PathLike[str]) -> list[Messages]:
     if not chats:
         raise ValueError(f"instruction file {path} has no records")
     return chats
+
+
+def load_hub_instructions(name_or_dir: str | os.PathLike[str] = HUB_INSTRUCTIONS, *, profile: Profile,
+                          split: str = "train", num_examples: int | None = None, seed: int = 0,
+                          config_name: str | None = None, data_files: Mapping[str, str] | None = None,
+                          cache_root: Path | None = None) -> list[Messages]:
+    """Chats from an instruction dataset on the Hugging Face Hub (or a local ``save_to_disk`` folder).
+
+    The dataset comes through :func:`sftcourse.hub.load_dataset_dict` (local folder, course cache, or a
+    download into the cache; offline and uncached: ``OfflineError`` with the two ways out). Its records
+    are in either format :func:`load_instructions` reads: a ``messages`` column (e.g.
+    ``HuggingFaceTB/smol-smoltalk``) or Alpaca-style ``instruction``/``input``/``output`` columns (e.g.
+    ``yahma/alpaca-cleaned``). ``num_examples`` records are drawn at random with ``seed`` (all of them,
+    in order, when None); a malformed record raises a ValueError naming the dataset, split and record
+    index, never a silent skip.
+    """
+    if num_examples is not None and (isinstance(num_examples, bool) or not isinstance(num_examples, int)
+                                     or num_examples < 1):
+        raise ValueError(f"num_examples must be a positive int or None (all records), got {num_examples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    dataset = load_dataset_dict(name_or_dir, config_name, data_files=data_files, profile=check_profile(profile),
+                                cache_root=cache_root)
+    label = os.fspath(name_or_dir)
+    if split not in dataset:
+        raise ValueError(f"the dataset {label!r} has no split {split!r}; it has {sorted(dataset)}")
+    records = dataset[split]
+    if num_examples is None:
+        indices: Sequence[int] = range(len(records))
+    elif num_examples > len(records):
+        raise ValueError(f"num_examples={num_examples} but {label!r} [{split}] has only {len(records)} records")
+    else:
+        indices = random.Random(seed).sample(range(len(records)), num_examples)
+    return [record_to_messages(records[i], f"{label} [{split}] record {i}") for i in indices]
 
 
 def write_instructions(path: str | os.PathLike[str], chats: Sequence[Messages]) -> Path:

@@ -295,12 +295,15 @@ def resolve_pretrained(name_or_dir: str | os.PathLike[str], *, what: str = "mode
 
 
 def load_dataset_dict(name_or_dir: str | os.PathLike[str], config_name: str | None = None, *,
-                      profile: Profile | None = None, cache_root: Path | None = None) -> Any:
+                      data_files: Mapping[str, str] | None = None, profile: Profile | None = None,
+                      cache_root: Path | None = None) -> Any:
     """A ``datasets.DatasetDict``: from a ``save_to_disk`` directory, the course cache, or the Hub.
 
-    A Hub download (``load_dataset(name, config_name)``) is saved to
+    A Hub download (``load_dataset(name, config_name, data_files=data_files)``) is saved to
     ``cache_root or cache_dir("datasets")`` / :func:`cache_name`, with the library's own download
-    files under ``_downloads`` there, so later runs need no network. Raises :class:`OfflineError`
+    files under ``_downloads`` there, so later runs need no network. ``data_files`` maps split names
+    to files of the Hub repository (e.g. ``{"train": "data/train-00000-of-00004.parquet"}``) to
+    download only those; the cached copy is then named after them too. Raises :class:`OfflineError`
     when the Hub cannot be reached.
     """
     import datasets  # heavy (pyarrow); only the full profile's loaders need it
@@ -310,6 +313,10 @@ def load_dataset_dict(name_or_dir: str | os.PathLike[str], config_name: str | No
         profile = check_profile(profile)
     if config_name is not None and (not isinstance(config_name, str) or not config_name):
         raise ValueError(f"config_name must be a non-empty string such as 'sst2' or None, got {config_name!r}")
+    if data_files is not None and (not isinstance(data_files, Mapping) or not data_files or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in data_files.items())):
+        raise ValueError(f"data_files must map split names to files of the repository, e.g. "
+                         f"{{'train': 'data/train-00000-of-00004.parquet'}}, or be None; got {data_files!r}")
     local = Path(text).expanduser()
     if local.is_dir():
         return _load_from_disk(datasets, local)
@@ -319,14 +326,20 @@ def load_dataset_dict(name_or_dir: str | os.PathLike[str], config_name: str | No
                          "or a Hub name such as 'uoft-cs/cifar10'")
     root = cache_root if cache_root is not None else cache_dir("datasets")
     target = root / cache_name(text, config_name)
+    if data_files is not None:  # a part of the dataset: its own cache folder, named after the files
+        parts = "+".join(f"{split}={Path(file).stem}" for split, file in sorted(data_files.items()))
+        target = target.with_name(f"{target.name}--{parts}")
     if target.is_dir():
         return _load_from_disk(datasets, target)
     label = text if config_name is None else f"{text} ({config_name})"
+    if data_files is not None:
+        label += f" [{', '.join(f'{k}: {v}' for k, v in data_files.items())}]"
     if not hub_reachable():
         raise offline_error("dataset", label, profile=profile, saver_hint="DatasetDict.save_to_disk(dir)",
                             cache_path=target)
     try:
-        ds = datasets.load_dataset(text, config_name, cache_dir=str(root / "_downloads"))
+        ds = datasets.load_dataset(text, config_name, data_files=dict(data_files) if data_files else None,
+                                   cache_dir=str(root / "_downloads"))
     except Exception as exc:
         raise ValueError(f"could not download the dataset {label!r} ({type(exc).__name__}: {exc}). Check the name "
                          "(e.g. 'uoft-cs/cifar10'), or pass a folder written by DatasetDict.save_to_disk") from None

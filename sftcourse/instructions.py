@@ -10,7 +10,9 @@ test prompts in other words, so a model that only memorised the training wording
 the test. Dates are unique across splits.
 
 :data:`GENERAL_PROMPTS` are everyday requests unrelated to dates; chapter 12 measures forgetting
-as the fine-tuned model's loss on the original model's own answers to them.
+as the fine-tuned model's loss on the original model's own answers to them. :data:`REPLAY_PROMPTS`
+are other everyday requests (none shared with GENERAL_PROMPTS) whose original answers chapter 12
+replays during SFT.
 
 Regenerate the shipped files with ``python -m sftcourse.instructions`` (deterministic; a test
 checks that the files equal :func:`generate_splits`' output).
@@ -18,13 +20,13 @@ checks that the files equal :func:`generate_splits`' output).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import random
 from pathlib import Path
 
 from sftcourse.chat import Messages
+from sftcourse.generated import regenerate_main, write_split_files
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SIZES = {"train": 160, "val": 24, "test": 24}
@@ -65,6 +67,26 @@ GENERAL_PROMPTS: tuple[str, ...] = (
     "How do I boil an egg?",
     "What does a thermometer measure?",
     "Suggest a name for a friendly cat.",
+)
+# Other everyday requests, none of them in GENERAL_PROMPTS: chapter 12 mixes the original model's own
+# answers to these into SFT batches (self-replay) and still measures forgetting on GENERAL_PROMPTS alone.
+REPLAY_PROMPTS: tuple[str, ...] = (
+    "What is the largest planet in our solar system?",
+    "Give me a tip for sleeping better.",
+    "Explain in one sentence what gravity is.",
+    "Write a short poem about autumn leaves.",
+    "Name three kinds of fruit.",
+    "How do I make a cup of tea?",
+    "What does a barometer measure?",
+    "Suggest a name for a small, brave dog.",
+    "Why is the sky blue?",
+    "List two benefits of regular exercise.",
+    "What is the boiling point of water at sea level?",
+    "Describe a rainbow to a child.",
+    "How many legs does a spider have?",
+    "Give me an idea for a quick healthy breakfast.",
+    "What is a synonym for happy?",
+    "Explain what a noun is.",
 )
 
 
@@ -127,22 +149,12 @@ def split_path(split: str, root: Path | None = None) -> Path:
 
 def write_splits(root: Path | None = None) -> list[Path]:
     """Write the three JSONL files under ``root`` (default: the package's data folder); return their paths."""
-    paths = []
-    for split, chats in generate_splits().items():
-        path = split_path(split, root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_jsonl(chats), encoding="utf-8", newline="")
-        paths.append(path)
-    return paths
+    return write_split_files({split: to_jsonl(chats) for split, chats in generate_splits().items()}, split_path, root)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the ISO-date instruction JSONL files.")
-    parser.add_argument("--root", type=Path, default=None, help=f"output folder (default {DATA_DIR})")
-    args = parser.parse_args(argv)
-    for path in write_splits(args.root):
-        print(f"wrote {path}")
-    return 0
+    return regenerate_main(argv, description="Write the ISO-date instruction JSONL files.", default_root=DATA_DIR,
+                           write=write_splits)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,12 +19,13 @@ a test checks the files equal :func:`generate_splits`' output).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import random
 import re
 from pathlib import Path
+
+from sftcourse.generated import regenerate_main, write_split_files
 
 CLASS_NAMES: tuple[str, str] = ("negative", "positive")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -188,24 +189,12 @@ def split_path(split: str, root: Path | None = None) -> Path:
 
 def write_splits(root: Path | None = None) -> list[Path]:
     """Write the three CSV files under ``root`` (default: the package's data folder); return their paths."""
-    if root is not None and Path(root).is_file():
-        raise ValueError(f"root {root} is a file; pass a folder (it is created if missing)")
-    paths = []
-    for split, rows in generate_splits().items():
-        path = split_path(split, root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_csv(rows), encoding="utf-8", newline="")
-        paths.append(path)
-    return paths
+    return write_split_files({split: to_csv(rows) for split, rows in generate_splits().items()}, split_path, root)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the offline sentiment CSV files.")
-    parser.add_argument("--root", type=Path, default=None, help=f"output folder (default {DATA_DIR})")
-    args = parser.parse_args(argv)
-    for path in write_splits(args.root):
-        print(f"wrote {path}")
-    return 0
+    return regenerate_main(argv, description="Write the offline sentiment CSV files.", default_root=DATA_DIR,
+                           write=write_splits)
 
 
 if __name__ == "__main__":  # pragma: no cover

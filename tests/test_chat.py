@@ -167,6 +167,77 @@ def test_missing_and_empty_files(tmp_path):
         record_to_messages({"text": "x"})
 
 
+def _smoltalk_like_repo(root, rows):
+    """A local folder laid out like the Hub repository HuggingFaceTB/smol-smoltalk: parquet shards under data/."""
+    datasets = pytest.importorskip("datasets")
+    (root / "data").mkdir(parents=True)
+    datasets.Dataset.from_list(rows).to_parquet(str(root / "data" / "train-00000-of-00004.parquet"))
+    datasets.Dataset.from_list(rows[:1]).to_parquet(str(root / "data" / "train-00001-of-00004.parquet"))
+    return root
+
+
+SMOLTALK_ROWS = [{"messages": [{"role": "user", "content": f"Question {i}?"},
+                               {"role": "assistant", "content": f"Answer {i}."}], "source": "everyday"}
+                 for i in range(6)]
+
+
+def test_hub_instructions_download_once_through_the_hub_module_then_load_offline(tmp_path, monkeypatch):
+    """The real download path (datasets.load_dataset, then save_to_disk into the cache), with the Hub
+    repository replaced by a local folder in the same layout; the second call runs offline."""
+    import datasets
+
+    repo = _smoltalk_like_repo(tmp_path / "repo", SMOLTALK_ROWS)
+    real_load_dataset, calls = datasets.load_dataset, []
+
+    def hub_as_local_folder(name, config_name=None, **kwargs):
+        calls.append((name, kwargs["data_files"]))
+        return real_load_dataset(str(repo), config_name, **kwargs)
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(datasets, "load_dataset", hub_as_local_folder)
+    chats = chat.load_hub_instructions(profile="full", data_files=chat.HUB_INSTRUCTIONS_FILES,
+                                       cache_root=tmp_path / "cache")
+    assert calls == [(chat.HUB_INSTRUCTIONS, chat.HUB_INSTRUCTIONS_FILES)]
+    assert chats == [row["messages"] for row in SMOLTALK_ROWS]  # only the named shard: 6 rows, not 7
+    assert (tmp_path / "cache" / "HuggingFaceTB--smol-smoltalk--train=train-00000-of-00004").is_dir()
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
+    again = chat.load_hub_instructions(profile="full", data_files=chat.HUB_INSTRUCTIONS_FILES, num_examples=3,
+                                       seed=1, cache_root=tmp_path / "cache")
+    assert len(calls) == 1 and len(again) == 3 and all(c in chats for c in again)
+    assert again == chat.load_hub_instructions(profile="full", data_files=chat.HUB_INSTRUCTIONS_FILES,
+                                               num_examples=3, seed=1, cache_root=tmp_path / "cache")
+    with pytest.raises(OfflineError, match="HuggingFaceTB/smol-smoltalk.*Two ways out"):
+        chat.load_hub_instructions(profile="full", cache_root=tmp_path / "cache")  # the whole set is not cached
+
+
+def test_hub_instructions_read_alpaca_columns_from_a_local_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rows = {"instruction": ["Add the numbers.", "Say hi."], "input": ["2 and 3", ""], "output": ["5", "Hi!"]}
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "alpaca"))
+    chats = chat.load_hub_instructions(tmp_path / "alpaca", profile="quick")
+    assert chats == [[{"role": "user", "content": "Add the numbers.\n\n2 and 3"}, {"role": "assistant", "content": "5"}],
+                     [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi!"}]]
+
+
+@pytest.mark.parametrize("rows, kwargs, message", [
+    ({"messages": [CHAT, [{"role": "user", "content": "no reply"}]]}, {}, "[train] record 1: the last message"),
+    ({"instruction": ["a", "b"], "output": ["x", None]}, {}, "[train] record 1: 'output' must be a string"),
+    ({"text": ["a"]}, {}, "record 0: a record needs either 'messages'"),
+    ({"messages": [CHAT]}, {"split": "test"}, "has no split 'test'; it has ['train']"),
+    ({"messages": [CHAT]}, {"num_examples": 2}, "num_examples=2 but"),
+    ({"messages": [CHAT]}, {"num_examples": 0}, "num_examples must be a positive int"),
+    ({"messages": [CHAT]}, {"seed": "0"}, "seed must be an int"),
+    ({"messages": [CHAT]}, {"data_files": {"train": ""}}, "data_files must map split names"),
+])
+def test_malformed_hub_records_name_the_record(tmp_path, rows, kwargs, message):
+    datasets = pytest.importorskip("datasets")
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "set"))
+    with pytest.raises(ValueError) as err:
+        chat.load_hub_instructions(tmp_path / "set", profile="quick", **kwargs)
+    assert message in str(err.value), str(err.value)
+
+
 # ---------------------------------------------------------------------------
 # Template, labels, batches, packing
 

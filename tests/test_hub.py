@@ -201,6 +201,9 @@ BAD_INPUTS = [
      "save_to_disk"),
     ("dataset config empty", lambda tmp: load_dataset_dict("org/x", ""), ValueError, "config_name"),
     ("dataset config int", lambda tmp: load_dataset_dict("org/x", 2), ValueError, "config_name"),
+    ("dataset data_files a list", lambda tmp: load_dataset_dict("org/x", data_files=["a.parquet"]), ValueError,
+     "data_files must map split names"),
+    ("dataset data_files empty", lambda tmp: load_dataset_dict("org/x", data_files={}), ValueError, "data_files must map"),
     ("dataset profile 'Full'", lambda tmp: load_dataset_dict("org/x", profile="Full"), ValueError,
      "profile must be one of"),
 ]

@@ -13,6 +13,7 @@ from sftcourse.chat import load_instructions
 from sftcourse.instructions import (
     GENERAL_PROMPTS,
     MONTHS,
+    REPLAY_PROMPTS,
     SPLIT_SIZES,
     SPLITS,
     TEMPLATES,
@@ -88,3 +89,10 @@ def test_write_splits_to_another_folder(tmp_path):
 def test_general_prompts_are_not_about_dates():
     assert len(GENERAL_PROMPTS) >= 6
     assert not any(m in p for p in GENERAL_PROMPTS for m in MONTHS + ("date", "ISO"))
+
+
+def test_replay_prompts_are_disjoint_from_the_forgetting_prompts():
+    """Replay must not train on the prompts forgetting is measured on (not even the same words in another case)."""
+    assert len(REPLAY_PROMPTS) >= 8 and len(set(REPLAY_PROMPTS)) == len(REPLAY_PROMPTS)
+    assert not {p.lower().strip() for p in REPLAY_PROMPTS} & {p.lower().strip() for p in GENERAL_PROMPTS}
+    assert not any(m in p for p in REPLAY_PROMPTS for m in MONTHS + ("date", "ISO"))

@@ -2,10 +2,15 @@
 
 Each wrong answer replaces the solution cell of one exercise; the exercise's check cell (hidden tests
 included) must then raise a CheckError whose message names the mistake. The solution itself must pass.
+An answer that calls the course's implementation (or the library shortcut) fails with
+``sftcourse.grading.own_work``'s sentence. The notebook's code runs in a module registered in
+``sys.modules``, as a kernel's ``__main__`` is, so that names the answer imports are switched off too.
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -35,10 +40,14 @@ SETUP, CHECKS, SOLUTIONS = _cells()
 
 @pytest.fixture()
 def namespace():
-    """A fresh notebook namespace per test: the checks patch names in the namespace they were defined in."""
-    ns: dict = {}
-    exec(SETUP, ns)
-    return ns
+    """A fresh notebook namespace per test, a module in sys.modules like a kernel's __main__."""
+    module = types.ModuleType("_solutions_12_notebook")
+    sys.modules[module.__name__] = module
+    try:
+        exec(SETUP, module.__dict__)
+        yield module.__dict__
+    finally:
+        del sys.modules[module.__name__]
 
 
 def _run(ns, exercise, answer):
@@ -174,32 +183,56 @@ def test_wrong_answers_get_their_sentence(namespace, name):
     assert message in str(err.value), str(err.value)
 
 
-DELEGATING = {
-    "ex1": """
+DELEGATING = {  # exercise: (answer, what the check names as switched off)
+    "ex1": ("""
 def sft_labels(input_ids, attention_mask, prompt_lengths):
     from sftcourse.chat import pad_batch
     return pad_batch([{"input_ids": [1], "labels": [1]}], 0)["labels"]
-""",
-    "ex2": """
+""", "sftcourse.chat.pad_batch"),
+    "ex2": ("""
 def to_chatml(messages, add_generation_prompt):
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-""",
-    "ex3": """
+""", "apply_chat_template"),
+    "ex2, the course's chatml": ("""
+from sftcourse.chat import chatml
+def to_chatml(messages, add_generation_prompt):
+    return chatml(messages, add_generation_prompt=add_generation_prompt)
+""", "sftcourse.chat.chatml"),
+    "ex3": ("""
 from sftcourse.chat import lm_loss
 def next_token_loss(logits, labels):
     return lm_loss(logits, labels)
-""",
-    "ex4": """
+""", "sftcourse.chat.lm_loss"),
+    "ex4": ("""
 def greedy(model, input_ids, max_new_tokens, eos_id):
     return model.inner.generate(input_ids, max_new_tokens=max_new_tokens, do_sample=False)[0, input_ids.shape[1]:].tolist()
-""",
+""", "generate"),
+    "ex4, the course's greedy_decode": ("""
+import sftcourse.chat as course_chat
+def greedy(model, input_ids, max_new_tokens, eos_id):
+    return course_chat.greedy_decode(model, input_ids, max_new_tokens=max_new_tokens, eos_token_id=eos_id)[0].tolist()
+""", "sftcourse.chat.greedy_decode"),
 }
 
 
-@pytest.mark.parametrize("exercise", list(DELEGATING))
-def test_answers_that_call_the_course_or_the_library_shortcut_fail(namespace, exercise):
-    with pytest.raises(RuntimeError, match="switched off"):
-        _run(namespace, exercise, DELEGATING[exercise])
+@pytest.mark.parametrize("case", list(DELEGATING))
+def test_answers_that_call_the_course_or_the_library_shortcut_fail(namespace, case):
+    answer, name = DELEGATING[case]
+    with pytest.raises(CheckError) as err:
+        _run(namespace, case.split(",")[0], answer)
+    message = str(err.value)
+    assert "a ✓ must mean you wrote it" in message and name in message, message
+
+
+def test_the_switched_off_functions_are_restored_after_a_check(namespace):
+    import sftcourse.chat
+
+    before = {f.__name__: getattr(sftcourse.chat, f.__name__) for f in namespace["COURSE_VERSIONS"]}
+    generate = namespace["LlamaForCausalLM"].generate
+    with pytest.raises(CheckError):
+        _run(namespace, "ex4", DELEGATING["ex4, the course's greedy_decode"][0])
+    assert {name: getattr(sftcourse.chat, name) for name in before} == before
+    assert namespace["LlamaForCausalLM"].generate is generate
 
 
 def test_course_version_is_the_same_function_as_the_solutions(namespace):
