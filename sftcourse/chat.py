@@ -197,12 +197,16 @@ def load_hub_instructions(name_or_dir: str | os.PathLike[str] = HUB_INSTRUCTIONS
     return [record_to_messages(records[i], f"{label} [{split}] record {i}") for i in indices]
 
 
+def to_jsonl(chats: Sequence[Messages]) -> str:
+    """Chats as JSONL text in the messages format (one ``{"messages": [...]}`` per line), each checked first."""
+    return "".join(json.dumps({"messages": _check_messages(list(c), f"chat {i}")}, ensure_ascii=False) + "\n"
+                   for i, c in enumerate(chats))
+
+
 def write_instructions(path: str | os.PathLike[str], chats: Sequence[Messages]) -> Path:
     """Write chats as JSONL in the messages format (one ``{"messages": [...]}`` per line)."""
     path = Path(path)
-    lines = [json.dumps({"messages": _check_messages(list(c), f"chat {i}")}, ensure_ascii=False)
-             for i, c in enumerate(chats)]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    path.write_text(to_jsonl(chats), encoding="utf-8")
     return path
 
 

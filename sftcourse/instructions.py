@@ -21,11 +21,10 @@ checks that the files equal :func:`generate_splits`' output).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 from pathlib import Path
 
-from sftcourse.chat import Messages
+from sftcourse.chat import Messages, to_jsonl
 from sftcourse.generated import regenerate_main, write_split_files
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -133,11 +132,6 @@ def generate_splits() -> dict[str, list[Messages]]:
         splits[split] = generate_split(split, exclude=seen)
         seen |= {dt.date.fromisoformat(chat[-1]["content"]) for chat in splits[split]}
     return splits
-
-
-def to_jsonl(chats: list[Messages]) -> str:
-    """JSONL text in the messages format: one ``{"messages": [...]}`` per line."""
-    return "".join(json.dumps({"messages": chat}, ensure_ascii=False) + "\n" for chat in chats)
 
 
 def split_path(split: str, root: Path | None = None) -> Path:
